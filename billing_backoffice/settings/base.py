@@ -1,0 +1,193 @@
+"""Settings shared by every environment; every value comes from the environment (django-environ).
+
+Unset ``DATABASE_URL`` starts the embedded PostgreSQL under ``.local/``; unset
+``CELERY_BROKER_URL`` uses kombu's filesystem transport under ``.local/``. See README.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+LOCAL_DIR = Path(environ.Env().str("BILLING_LOCAL_DIR", default=str(BASE_DIR / ".local")))
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+# Local defaults only; production.py refuses to start without real values.
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-local-only-secret-key-do-not-deploy")
+# HMAC key for card fingerprints (SEC-1, LINK-1). Changing it orphans every stored fingerprint.
+CARD_FINGERPRINT_KEY = env.str("CARD_FINGERPRINT_KEY", default="local-only-card-fingerprint-key")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_filters",
+    "django_celery_beat",
+    "django_countries",
+    "pgtrigger",
+    "payments",
+    "remittances",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "billing_backoffice.urls"
+WSGI_APPLICATION = "billing_backoffice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+else:
+    from billing_backoffice.embedded_db import database_settings
+
+    DATABASES = {"default": database_settings(LOCAL_DIR)}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(LOCAL_DIR / "media"))
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = LOCAL_DIR / "celery"
+    for _sub in ("queue", "processed"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Every retry countdown in tasks.py stays well below this, so Redis never redelivers a
+    # task that is merely waiting for its retry (QUALITY.md, Celery matrix).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# Default beat schedule; installed into django-celery-beat's tables by a migration-safe
+# command (`manage.py sync_beat_schedule`, run by `make run`), then editable in the admin.
+BILLING_BEAT_SCHEDULE = {
+    "release-verification-holds": {"task": "payments.release_due_holds", "every": timedelta(minutes=5)},
+    "expire-cards": {"task": "payments.expire_cards", "every": timedelta(hours=1)},
+    "fail-abandoned-verifications": {
+        "task": "payments.fail_abandoned_verifications",
+        "every": timedelta(minutes=5),
+    },
+    "close-silent-accounts": {"task": "payments.close_silent_accounts", "every": timedelta(hours=1)},
+}
+
+# --- Payment gateways ---------------------------------------------------------------------
+CARD_GATEWAY = env.str("CARD_GATEWAY", default="payments.gateways.simulated.SimulatedCardGateway")
+PAYPAL_GATEWAY = env.str(
+    "PAYPAL_GATEWAY", default="payments.gateways.simulated.SimulatedPayPalGateway"
+)
+# HOLD-2: holds are voided after this delay and always within 24 hours of being placed.
+HOLD_RELEASE_AFTER = timedelta(minutes=env.int("HOLD_RELEASE_AFTER_MINUTES", default=15))
+HOLD_RELEASE_DEADLINE = timedelta(hours=24)
+HOLD_RELEASE_BATCH_SIZE = env.int("HOLD_RELEASE_BATCH_SIZE", default=200)
+# LINK-5 / LINK-6: an unanswered 3DS challenge or PayPal agreement fails after this.
+VERIFICATION_TIMEOUT = timedelta(minutes=env.int("VERIFICATION_TIMEOUT_MINUTES", default=30))
+# LINK-2: a deactivated account keeps its methods linked for this long, then closes.
+ACCOUNT_SILENT_PERIOD = timedelta(days=15)
+PAYPAL_APPROVAL_BASE_URL = env.str(
+    "PAYPAL_APPROVAL_BASE_URL", default="https://www.sandbox.paypal.example/agreements/approve"
+)
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "billing_backoffice.api_errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing back office: console API",
+    "DESCRIPTION": "Internal API the customer console calls. Errors: {code, rule, detail}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Demo -----------------------------------------------------------------------------------
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="billing-demo-2026")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_card_numbers": {"()": "billing_backoffice.logging.RedactCardNumbers"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_card_numbers"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

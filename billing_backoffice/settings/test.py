@@ -1,0 +1,13 @@
+"""Settings for the test suite: the same database engine as production (PostgreSQL)."""
+
+from .base import *  # noqa: F401,F403
+from .base import LOCAL_DIR
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+CARD_FINGERPRINT_KEY = "test-card-fingerprint-key"
+MEDIA_ROOT = LOCAL_DIR / "test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,1 @@
+"""Credit limits, remittance accounts, bank statements and claims (see the remittances issue)."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from payments.gateways import simulated
+from payments.services import CardInput
+
+
+@pytest.fixture(autouse=True)
+def fresh_simulated_processor():
+    """Each test starts with a processor that has seen no idempotency key and no void."""
+    simulated.reset()
+    yield
+    simulated.reset()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def card_input(number: str = "4242424242424242", **overrides) -> CardInput:
+    """A valid card form, with any field overridden."""
+    fields = dict(
+        number=number,
+        exp_month=12,
+        exp_year=2029,
+        cvv="1234" if number.startswith(("34", "37")) else "123",
+        cardholder_name="Ada Lovelace",
+        billing_line1="1 Main St",
+        billing_city="Springfield",
+        billing_postal_code="12345",
+        billing_country="US",
+    )
+    fields.update(overrides)
+    return CardInput(**fields)
+
+
+@pytest.fixture
+def make_card():
+    return card_input
