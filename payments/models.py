@@ -71,6 +71,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [("deactivate_account", "Can deactivate or reactivate an account")]
         indexes = [
             models.Index(fields=["region", "status"]),
             models.Index(fields=["status", "deactivated_at"]),
@@ -163,6 +164,10 @@ class PaymentMethod(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("make_default_paymentmethod", "Can make a payment method the default"),
+            ("remove_paymentmethod", "Can remove (unlink) a payment method"),
+        ]
         indexes = [
             models.Index(fields=["account", "status"]),
             models.Index(fields=["status", "exp_year", "exp_month"], name="pm_expiry_scan"),
@@ -297,6 +302,7 @@ class VerificationHold(models.Model):
 
     class Meta:
         ordering = ["-placed_at", "-id"]
+        permissions = [("release_verificationhold", "Can release a verification hold now")]
         indexes = [
             models.Index(
                 fields=["release_after"],
