@@ -21,7 +21,8 @@ from payments.eligibility import network_from_number
 
 from .base import Agreement, Authorization, CardDetails, GatewayError, IdempotencyKeyReused, VoidResult
 
-# number -> (scenario, funding, issuing country)
+# number -> (scenario, funding, issuing country). Scenario names have no "_": they are read back
+# out of the token and authorization ids ("tok_<scenario>_<random>").
 TEST_CARDS: dict[str, tuple[str, str, str]] = {
     "4242424242424242": ("approve", "credit", "US"),
     "5555555555554444": ("approve", "credit", "GB"),
@@ -29,7 +30,7 @@ TEST_CARDS: dict[str, tuple[str, str, str]] = {
     "378282246310005": ("approve", "credit", "US"),
     "3530111333300000": ("approve", "credit", "JP"),
     "4000000000000002": ("decline", "credit", "US"),
-    "4000000000000127": ("not_online", "credit", "US"),
+    "4000000000000127": ("notonline", "credit", "US"),
     "4000000000009953": ("insufficient", "debit", "US"),
     "4000000000002206": ("approve", "prepaid", "US"),
     "4000000000003303": ("approve", "virtual", "US"),
@@ -42,7 +43,7 @@ TEST_CARDS: dict[str, tuple[str, str, str]] = {
 SCENARIO_DESCRIPTIONS = {
     "approve": "approved",
     "decline": "issuer declines the hold (LINK-4)",
-    "not_online": "card not enabled for online/international use (LINK-4)",
+    "notonline": "card not enabled for online/international use (LINK-4)",
     "insufficient": "insufficient funds for the USD 1.00 hold",
     "risk3ds": "risk check requires 3-D Secure (LINK-5)",
     "voidfailsonce": "the first void of its hold fails, the retry succeeds (HOLD-2)",
@@ -137,7 +138,7 @@ class SimulatedCardGateway:
         def compute() -> Authorization:
             if scenario == "decline":
                 return Authorization(approved=False, decline_code="issuer_declined")
-            if scenario == "not_online":
+            if scenario == "notonline":
                 return Authorization(approved=False, decline_code="not_enabled_online")
             if scenario == "insufficient":
                 return Authorization(approved=False, decline_code="insufficient_funds")
