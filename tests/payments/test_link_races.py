@@ -1,0 +1,93 @@
+"""Races on PostgreSQL with real threads: LINK-1 and DEF-1 hold under concurrent requests."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from payments.errors import AlreadyLinked
+from payments.models import Account, LinkAttempt, PaymentMethod
+from payments.services import card_link, payment_method_make_default, payment_method_remove
+from payments.services import linking
+from tests.conftest import card_input
+from tests.factories import AccountFactory, CardMethodFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
+
+
+def run_at_once(functions):
+    """Run each function in its own thread, released together; return results or exceptions."""
+    barrier = threading.Barrier(len(functions))
+    results = [None] * len(functions)
+
+    def worker(index, function):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = function()
+        except Exception as exc:  # collected and asserted by the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def accounts(n):
+    return [Account.objects.create(name=f"Racer {i}", kind="individual", country="US", region="US") for i in range(n)]
+
+
+def test_link_1_race_ten_accounts_link_one_card_at_once_one_wins(now):
+    racers = accounts(10)
+    results = run_at_once(
+        [lambda a=a: card_link(account_id=a.pk, card=card_input(), now=now) for a in racers]
+    )
+    wins = [r for r in results if not isinstance(r, Exception)]
+    losses = [r for r in results if isinstance(r, Exception)]
+    assert len(wins) == 1
+    assert all(isinstance(exc, AlreadyLinked) for exc in losses), losses
+    assert PaymentMethod.objects.filter(status__in=PaymentMethod.LIVE_STATUSES).count() == 1
+    assert LinkAttempt.objects.filter(reason=LinkAttempt.Reason.ALREADY_LINKED).count() == 9
+
+
+def test_link_1_race_database_constraint_alone_keeps_one_link(now, monkeypatch):
+    """Even if every request passes the friendly pre-check, the partial unique index decides."""
+    monkeypatch.setattr(linking, "_linked_elsewhere_refusal", lambda *a, **k: None)
+    racers = accounts(6)
+    results = run_at_once(
+        [lambda a=a: card_link(account_id=a.pk, card=card_input(), now=now) for a in racers]
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, AlreadyLinked) for r in results if isinstance(r, Exception))
+    assert PaymentMethod.objects.filter(status__in=PaymentMethod.LIVE_STATUSES).count() == 1
+
+
+def test_def_1_race_methods_activating_together_make_one_default(now):
+    account = accounts(1)[0]
+    numbers = ["4242424242424242", "5555555555554444", "378282246310005", "2223003122003222"]
+    results = run_at_once(
+        [lambda n=n: card_link(account_id=account.pk, card=card_input(n), now=now) for n in numbers]
+    )
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert PaymentMethod.objects.filter(account=account, status="active").count() == 4
+    assert PaymentMethod.objects.filter(account=account, is_default=True).count() == 1
+
+
+def test_del_2_race_removal_and_default_switch_never_leave_the_account_without_a_default(now):
+    """Removing the old default while switching to it: one order wins, DEL-2 holds either way."""
+    for _ in range(5):
+        account = AccountFactory()
+        old = CardMethodFactory(account=account, is_default=True)
+        new = CardMethodFactory(account=account)
+        run_at_once(
+            [
+                lambda: payment_method_make_default(method_id=new.pk),
+                lambda: payment_method_remove(method_id=old.pk, now=now),
+            ]
+        )
+        live_defaults = PaymentMethod.objects.filter(account=account, is_default=True, status="active")
+        assert live_defaults.count() == 1
