@@ -1,0 +1,129 @@
+"""The ledger: the only writer of ``LedgerEntry`` (SEC-4, I1..I3, I6).
+
+``ledger_post`` is idempotent by reference: the first posting of an event wins, a replay with the
+same figures returns it unchanged, a replay with other figures is refused. Postings for one
+account are serialised by a lock on the account row, which is also what keeps a debit from
+taking the balance below minus the approved credit limit (I3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from billing_backoffice.errors import BillingError, Conflict
+from payments.errors import AccountNotFound
+from payments.models import Account, LedgerEntry
+
+CENT = Decimal("0.01")
+
+
+class InvalidAmount(BillingError):
+    code = "invalid_amount"
+    rule = "I6"
+
+
+class ReferenceReused(Conflict):
+    """The same business event was posted before with other figures (I2)."""
+
+    code = "reference_reused"
+    rule = "SEC-4"
+
+
+class InsufficientBalance(BillingError):
+    code = "insufficient_balance"
+    rule = "I3"
+
+
+@dataclass(frozen=True)
+class Posting:
+    entry: LedgerEntry
+    created: bool
+
+
+def money(amount) -> Decimal:
+    """I6: a Decimal with at most two places; floats and anything finer are refused."""
+    if isinstance(amount, float):
+        raise InvalidAmount("Amounts must be decimals, never floating point numbers.")
+    try:
+        value = Decimal(str(amount))
+    except Exception:  # decimal.InvalidOperation and friends
+        raise InvalidAmount(f"{amount!r} is not an amount.") from None
+    if not value.is_finite() or value != value.quantize(CENT):
+        raise InvalidAmount(f"{amount} has more than two decimal places.")
+    return value.quantize(CENT)
+
+
+def account_balance(*, account_id: int, currency: str) -> Decimal:
+    """SEC-4: the balance is the sum of the account's entries in that currency."""
+    total = LedgerEntry.objects.filter(account_id=account_id, currency=currency).aggregate(s=Sum("amount"))["s"]
+    return total or Decimal("0.00")
+
+
+def _same_event(entry: LedgerEntry, *, account_id, amount, currency, kind) -> bool:
+    return (entry.account_id, entry.amount, entry.currency, entry.kind) == (account_id, amount, currency, kind)
+
+
+@transaction.atomic
+def ledger_post(
+    *,
+    account_id: int,
+    amount,
+    currency: str,
+    kind: str,
+    reference: str,
+    now: datetime,
+    actor=None,
+    memo: str = "",
+    reverses: LedgerEntry | None = None,
+) -> Posting:
+    """Post one entry for one business event, at most once (I2); debits respect I3."""
+    amount = money(amount)
+    currency = (currency or "").upper()
+    if amount == 0:
+        raise InvalidAmount("A ledger entry cannot be zero.")
+    if len(currency) != 3 or not currency.isalpha():
+        raise InvalidAmount(f"{currency!r} is not an ISO 4217 currency code.")
+    existing = LedgerEntry.objects.filter(reference=reference).first()
+    if existing is not None:
+        if not _same_event(existing, account_id=account_id, amount=amount, currency=currency, kind=kind):
+            raise ReferenceReused(f"Reference {reference} was already posted with other figures.")
+        return Posting(existing, created=False)
+    try:
+        account = Account.objects.select_for_update().get(pk=account_id)
+    except Account.DoesNotExist:
+        raise AccountNotFound() from None
+    if amount < 0:
+        floor = -account.credit_limit if account.credit_approved and account.credit_currency == currency else Decimal("0.00")
+        balance = account_balance(account_id=account_id, currency=currency)
+        if balance + amount < floor:
+            raise InsufficientBalance(
+                f"Posting {amount} {currency} would take the balance of {balance} below {floor}."
+            )
+    try:
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                account_id=account_id, amount=amount, currency=currency, kind=kind,
+                reference=reference, reverses=reverses, memo=memo[:300], created_by=actor, created_at=now,
+            )
+    except IntegrityError:
+        # A concurrent posting of the same event won between our check and our insert.
+        existing = LedgerEntry.objects.get(reference=reference)
+        if not _same_event(existing, account_id=account_id, amount=amount, currency=currency, kind=kind):
+            raise ReferenceReused(f"Reference {reference} was already posted with other figures.") from None
+        return Posting(existing, created=False)
+    return Posting(entry, created=True)
+
+
+def ledger_reverse(*, entry_id: int, now: datetime, actor=None, memo: str = "") -> Posting:
+    """I1: a correction is a new entry of the opposite sign that names the original."""
+    original = LedgerEntry.objects.get(pk=entry_id)
+    return ledger_post(
+        account_id=original.account_id, amount=-original.amount, currency=original.currency,
+        kind=LedgerEntry.Kind.REVERSAL, reference=f"reversal:{original.reference}", now=now,
+        actor=actor, memo=memo or f"Reversal of {original.reference}", reverses=original,
+    )
