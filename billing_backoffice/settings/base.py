@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_countries",
     "pgtrigger",
+    "import_export",
     "payments",
     "remittances",
 ]
@@ -158,6 +159,19 @@ ACCOUNT_SILENT_PERIOD = timedelta(days=15)
 PAYPAL_APPROVAL_BASE_URL = env.str(
     "PAYPAL_APPROVAL_BASE_URL", default="https://www.sandbox.paypal.example/agreements/approve"
 )
+
+# --- Remittances ----------------------------------------------------------------------------
+# The bank that holds the receiving accounts; dedicated numbers are issued under it (REM-1).
+REMITTANCE_BANK = {
+    "name": env.str("REMITTANCE_BANK_NAME", default="Example Bank Europe"),
+    "bic": env.str("REMITTANCE_BANK_BIC", default="EXBKDEFFXXX"),
+    "country": env.str("REMITTANCE_BANK_COUNTRY", default="DE"),
+    "bank_code": env.str("REMITTANCE_BANK_CODE", default="37040044"),
+    "currency": env.str("REMITTANCE_CURRENCY", default="USD"),
+    "beneficiary": env.str("REMITTANCE_BENEFICIARY", default="Alibaba Cloud (Singapore) Pte. Ltd."),
+}
+STATEMENT_MAX_BYTES = env.int("STATEMENT_MAX_BYTES", default=200 * 1024 * 1024)
+STATEMENT_INBOX_DIR = env.path("STATEMENT_INBOX_DIR", default=str(LOCAL_DIR / "statement-inbox"))
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

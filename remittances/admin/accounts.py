@@ -1,0 +1,1 @@
+"""Admin for the accounts part of remittances."""
