@@ -1,1 +1,28 @@
-urlpatterns: list = []
+"""Console API routes, mounted under /api/v1/ by billing_backoffice.urls."""
+
+from django.urls import path
+
+from payments.api import views
+
+app_name = "payments-api"
+
+urlpatterns = [
+    path("accounts/", views.AccountCreateView.as_view(), name="account-create"),
+    path("accounts/<int:account_id>/", views.AccountDetailView.as_view(), name="account-detail"),
+    path("accounts/<int:account_id>/cards/", views.CardLinkView.as_view(), name="card-link"),
+    path("accounts/<int:account_id>/paypal/", views.PayPalLinkView.as_view(), name="paypal-link"),
+    path("accounts/<int:account_id>/wallets/", views.WalletLinkView.as_view(), name="wallet-link"),
+    path(
+        "accounts/<int:account_id>/payment-methods/",
+        views.PaymentMethodListView.as_view(),
+        name="payment-method-list",
+    ),
+    path("paypal/<int:method_id>/agreement/", views.PayPalAgreementView.as_view(), name="paypal-agreement"),
+    path("three-ds/<int:challenge_id>/complete/", views.ThreeDSCompleteView.as_view(), name="three-ds-complete"),
+    path("payment-methods/<int:method_id>/", views.PaymentMethodDetailView.as_view(), name="payment-method-detail"),
+    path(
+        "payment-methods/<int:method_id>/default/",
+        views.PaymentMethodDefaultView.as_view(),
+        name="payment-method-default",
+    ),
+]
