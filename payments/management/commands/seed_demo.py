@@ -1,0 +1,36 @@
+"""``manage.py seed_demo``: idempotent demo data across every region, and the demo staff logins.
+
+Contract (DESIGN.md): staff users ``admin`` (superuser), ``manager`` (group "Account managers"),
+``finance`` (group "Finance staff"); the password comes from ``DEMO_PASSWORD`` and is printed.
+Running it again creates nothing and changes nothing. The data itself is built by
+``payments.demo``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from payments.demo import ACCOUNT_COUNT, UID_PREFIX, seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts, payment methods, holds, link attempts and staff users (idempotent)."
+
+    def handle(self, *args, **options):
+        started = timezone.now()
+        result = seed_demo(now=started, password=settings.DEMO_PASSWORD)
+        seconds = (timezone.now() - started).total_seconds()
+        out = self.stdout
+        out.write(
+            f"Demo data ({UID_PREFIX}* accounts): {result.created_accounts} accounts created, "
+            f"{result.existing_accounts} already present of {ACCOUNT_COUNT} ({seconds:.1f} s)."
+        )
+        width = max(len(name) for name in result.counts)
+        for name, count in result.counts.items():
+            out.write(f"  {name:<{width}}  {count:>6}")
+        out.write("")
+        out.write(f"Demo logins (password: {settings.DEMO_PASSWORD}, from DEMO_PASSWORD):")
+        for username, description in result.users.items():
+            out.write(f"  {username:<8} {description}")
