@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
 from django_countries import countries
 from stdnum import luhn
 
@@ -57,10 +58,12 @@ class GatewayUnavailable(BillingError):
 
 @dataclass(frozen=True)
 class CardInput:
-    number: str
+    """The card form as the console sends it; number and CVV never appear in its repr (SEC-1)."""
+
+    number: str = field(repr=False)
     exp_month: int
     exp_year: int
-    cvv: str
+    cvv: str = field(repr=False)
     cardholder_name: str
     billing_line1: str
     billing_city: str
@@ -142,6 +145,7 @@ def _record_gateway_unavailable(account: Account, kind: str, now: datetime, **at
 # --- cards ---------------------------------------------------------------------------------
 
 
+@sensitive_variables("card", "number")
 def validate_card_fields(card: CardInput, *, now: datetime) -> tuple[str, Network]:
     """LINK-3 and ELIG-3: returns the digits-only number and its network, or raises LinkRefused."""
     number = "".join(ch for ch in card.number if ch not in " -")
@@ -213,6 +217,7 @@ def _linked_elsewhere_refusal(account: Account, *, kind: str, **lookup) -> Alrea
     )
 
 
+@sensitive_variables("card", "number")
 def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
     """Link a card: LINK-3 fields, ELIG-2..5 eligibility, LINK-1 uniqueness, LINK-5 3DS, HOLD-1.
 
