@@ -15,13 +15,21 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django_countries.fields import CountryField
+from stdnum import luhn
 
 from payments.eligibility import Network, Region
 
 
 def new_account_uid() -> str:
-    # 16 digits like the provider's account UIDs; uuid4 entropy, unique constraint guards the rest.
-    return str(uuid.uuid4().int)[:16]
+    """16 digits like the provider's account UIDs (uuid4 entropy; a unique constraint guards).
+
+    A UID is never Luhn-valid, so card-number scanners and the log redaction (SEC-1) can never
+    mistake one for a card number.
+    """
+    uid = str(uuid.uuid4().int)[:16]
+    if luhn.is_valid(uid):
+        uid = uid[:-1] + str((int(uid[-1]) + 1) % 10)
+    return uid
 
 
 class Account(models.Model):

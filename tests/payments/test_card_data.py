@@ -102,3 +102,10 @@ def test_sec_1_masked_display_shows_last_four_only(now):
 def test_sec_1_card_input_repr_never_shows_number_or_cvv():
     card = card_input("4242424242424242", cvv="987")
     assert "4242424242424242" not in repr(card) and "987" not in repr(card)
+
+
+def test_sec_1_account_uids_are_never_luhn_valid():
+    from payments.models import new_account_uid
+
+    uids = [new_account_uid() for _ in range(2000)]
+    assert all(len(uid) == 16 and uid.isdigit() and not luhn.is_valid(uid) for uid in uids)
