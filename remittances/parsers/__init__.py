@@ -1,0 +1,17 @@
+"""Bank statement readers: camt.053/camt.054 (ISO 20022) and MT940, into plain dataclasses."""
+
+from .common import (  # noqa: F401
+    CAMT053,
+    CAMT054,
+    MT940,
+    BadAmount,
+    HostileXml,
+    MalformedStatement,
+    ParsedDetail,
+    ParsedEntry,
+    ParsedStatement,
+    StatementError,
+    StatementTooLarge,
+    UnsupportedStatement,
+)
+from .detect import AUTO, detect_format, parse_statement_file  # noqa: F401
