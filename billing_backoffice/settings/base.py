@@ -153,6 +153,8 @@ PAYPAL_GATEWAY = env.str(
 HOLD_RELEASE_AFTER = timedelta(minutes=env.int("HOLD_RELEASE_AFTER_MINUTES", default=15))
 HOLD_RELEASE_DEADLINE = timedelta(hours=24)
 HOLD_RELEASE_BATCH_SIZE = env.int("HOLD_RELEASE_BATCH_SIZE", default=200)
+# A release run's lease on its batch; longer than the task time limit, so a live run owns it.
+HOLD_RELEASE_LEASE = timedelta(minutes=env.int("HOLD_RELEASE_LEASE_MINUTES", default=10))
 # LINK-5 / LINK-6: an unanswered 3DS challenge or PayPal agreement fails after this.
 VERIFICATION_TIMEOUT = timedelta(minutes=env.int("VERIFICATION_TIMEOUT_MINUTES", default=30))
 # LINK-2: a deactivated account keeps its methods linked for this long, then closes.

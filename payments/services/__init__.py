@@ -3,6 +3,9 @@
 from .accounts import account_close, account_create, account_deactivate, account_reactivate
 from .attempts import link_attempt_record
 from .defaults import payment_method_activate, payment_method_make_default
+from .holds import HoldNotFound, HoldReleaseInProgress, hold_release, holds_claim_due, holds_release_due
+from .ledger import account_balance, ledger_post, ledger_reverse
+from .lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
 from .linking import (
     CardInput,
     GatewayUnavailable,
@@ -18,6 +21,17 @@ from .linking import (
 from .removal import payment_method_remove
 
 __all__ = [
+    "HoldNotFound",
+    "HoldReleaseInProgress",
+    "account_balance",
+    "accounts_close_silent",
+    "cards_expire",
+    "hold_release",
+    "holds_claim_due",
+    "holds_release_due",
+    "ledger_post",
+    "ledger_reverse",
+    "verifications_fail_abandoned",
     "CardInput",
     "GatewayUnavailable",
     "LinkResult",
