@@ -1,0 +1,101 @@
+"""Staff roles as groups (SEC-3): what each role may see and do in the payments admin.
+
+"Account managers" look after customers' accounts and their payment methods (DESIGN.md, who does
+what):
+- view accounts: they answer the customer; contact details and money fields are not theirs to
+  edit (no ``change_account``), the console owns those.
+- ``deactivate_account``: start or undo the 15-day silent period on the customer's request (LINK-2).
+- view payment methods + ``make_default_paymentmethod`` + ``remove_paymentmethod``: switch the
+  default (DEF-2) or unlink a method (DEL-1..3) for a customer who asks; the services refuse what
+  the rules forbid. Methods themselves stay read-only (the processor owns them).
+- view link attempts and 3DS challenges: explain why a card did not link (LINK-5, LINK-7).
+- view holds + ``release_verificationhold``: void a customer's USD 1 hold now instead of waiting
+  for the job (HOLD-2; the service voids it exactly once).
+
+"Finance staff" reconcile money, so they need to see the same records but change none of them:
+view of accounts, payment methods, holds, link attempts and 3DS challenges; none of the action
+permissions (no make default, remove, deactivate or release). Their own powers (claims, bank
+statements, manual bill payment) are granted by the remittances migrations.
+
+Permissions are created here (``create_permissions``) because on a fresh database they would
+otherwise only appear in ``post_migrate``, after this migration has run.
+Reversible: the reverse takes these permissions back out of the groups and deletes a group that
+is left with none (other apps may have added their own to it).
+"""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+ROLES = {
+    "Account managers": [
+        "view_account",
+        "deactivate_account",
+        "view_paymentmethod",
+        "make_default_paymentmethod",
+        "remove_paymentmethod",
+        "view_linkattempt",
+        "view_verificationhold",
+        "release_verificationhold",
+        "view_threedschallenge",
+    ],
+    "Finance staff": [
+        "view_account",
+        "view_paymentmethod",
+        "view_verificationhold",
+        "view_linkattempt",
+        "view_threedschallenge",
+    ],
+}
+
+
+def _ensure_permissions(apps) -> None:
+    # The historical app config is a stub without a models module; create_permissions skips such
+    # apps, so mark it as having models for the duration of the call.
+    app_config = apps.get_app_config("payments")
+    previous = getattr(app_config, "models_module", None)
+    app_config.models_module = previous or True
+    try:
+        create_permissions(app_config, apps=apps, verbosity=0)
+    finally:
+        app_config.models_module = previous
+
+
+def _permissions(apps, codenames):
+    Permission = apps.get_model("auth", "Permission")
+    found = list(Permission.objects.filter(content_type__app_label="payments", codename__in=codenames))
+    missing = set(codenames) - {p.codename for p in found}
+    if missing:
+        raise RuntimeError(f"payments permissions missing: {sorted(missing)}")
+    return found
+
+
+def create_staff_groups(apps, schema_editor) -> None:
+    _ensure_permissions(apps)
+    Group = apps.get_model("auth", "Group")
+    for name, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(*_permissions(apps, codenames))
+
+
+def remove_staff_groups(apps, schema_editor) -> None:
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, codenames in ROLES.items():
+        group = Group.objects.filter(name=name).first()
+        if group is None:
+            continue
+        group.permissions.remove(
+            *Permission.objects.filter(content_type__app_label="payments", codename__in=codenames)
+        )
+        if not group.permissions.exists():
+            group.delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("payments", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
+
+    operations = [migrations.RunPython(create_staff_groups, remove_staff_groups)]

@@ -1,0 +1,237 @@
+"""Staff roles (SEC-3): the groups made by migration 0002 and what each role can reach.
+
+The fixtures here (staff users per role) are imported by ``test_admin.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from payments.models import Account, PaymentMethod, VerificationHold
+from tests.factories import (
+    AccountFactory,
+    CardMethodFactory,
+    ChallengeFactory,
+    HoldFactory,
+    LinkAttemptFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+staff_groups = importlib.import_module("payments.migrations.0002_staff_groups")
+
+MANAGERS = "Account managers"
+FINANCE = "Finance staff"
+MODELS = ("account", "paymentmethod", "verificationhold", "linkattempt", "threedschallenge")
+
+
+def _group(name: str) -> Group:
+    # The migration made the groups; a transactional test elsewhere in the session flushes the
+    # database (permissions come back through post_migrate, groups do not), so re-run it then.
+    if not Group.objects.filter(name=name).exists():
+        staff_groups.create_staff_groups(django_apps, None)
+    return Group.objects.get(name=name)
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(username="root", is_superuser=True)
+
+
+@pytest.fixture
+def manager():
+    user = UserFactory(username="manager")
+    user.groups.add(_group(MANAGERS))
+    return user
+
+
+@pytest.fixture
+def finance():
+    user = UserFactory(username="finance")
+    user.groups.add(_group(FINANCE))
+    return user
+
+
+@pytest.fixture
+def as_role(client, superuser, manager, finance):
+    """``as_role("manager")`` -> the test client logged in as that role."""
+    users = {"superuser": superuser, "manager": manager, "finance": finance}
+
+    def login(role: str):
+        client.force_login(users[role])
+        return client
+
+    return login
+
+
+def changelist(model: str) -> str:
+    return reverse(f"admin:payments_{model}_changelist")
+
+
+def action_post(client, model: str, action: str, ids):
+    """What the changelist's action form posts (also what a crafted request would post)."""
+    return client.post(
+        changelist(model), {"action": action, "_selected_action": [str(i) for i in ids], "index": "0"}
+    )
+
+
+def action_names(response) -> set[str]:
+    form = response.context["action_form"]
+    return {name for name, _ in form.fields["action"].choices if name} if form else set()
+
+
+# --- the groups -------------------------------------------------------------------------------
+
+
+def _codenames(name: str) -> set[str]:
+    return set(_group(name).permissions.values_list("codename", flat=True))
+
+
+def test_sec_3_account_managers_group_permissions():
+    assert _codenames(MANAGERS) == {
+        "view_account", "deactivate_account", "view_paymentmethod", "make_default_paymentmethod",
+        "remove_paymentmethod", "view_linkattempt", "view_verificationhold",
+        "release_verificationhold", "view_threedschallenge",
+    }
+
+
+def test_sec_3_finance_staff_group_is_view_only():
+    assert _codenames(FINANCE) == {f"view_{model}" for model in MODELS}
+
+
+def test_staff_groups_migration_is_reversible():
+    _group(MANAGERS), _group(FINANCE)
+    staff_groups.remove_staff_groups(django_apps, None)
+    assert not Group.objects.filter(name__in=[MANAGERS, FINANCE]).exists()
+    staff_groups.create_staff_groups(django_apps, None)
+    staff_groups.create_staff_groups(django_apps, None)  # idempotent, no duplicate group
+    assert Group.objects.filter(name__in=[MANAGERS, FINANCE]).count() == 2
+    assert "release_verificationhold" in _codenames(MANAGERS)
+
+
+def test_staff_groups_reverse_keeps_a_group_other_apps_still_use():
+    group = _group(FINANCE)
+    other = django_apps.get_model("auth", "Permission").objects.get(codename="view_group")
+    group.permissions.add(other)
+    staff_groups.remove_staff_groups(django_apps, None)
+    group.refresh_from_db()
+    assert set(group.permissions.values_list("codename", flat=True)) == {"view_group"}
+
+
+# --- what each role reaches -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("role", ["superuser", "manager", "finance"])
+def test_sec_3_every_role_sees_every_changelist(as_role, role, model):
+    assert as_role(role).get(changelist(model)).status_code == 200
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sec_3_staff_without_a_role_sees_nothing(client, model):
+    client.force_login(UserFactory(username="nobody"))
+    assert client.get(changelist(model)).status_code == 403
+
+
+def test_sec_3_non_staff_user_is_sent_to_login(client):
+    client.force_login(UserFactory(username="customer", is_staff=False))
+    response = client.get(changelist("account"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "role, model, expected",
+    [
+        ("superuser", "account", {"deactivate_selected", "reactivate_selected"}),
+        ("manager", "account", {"deactivate_selected", "reactivate_selected"}),
+        ("finance", "account", set()),
+        ("superuser", "paymentmethod", {"make_default_selected", "remove_selected"}),
+        ("manager", "paymentmethod", {"make_default_selected", "remove_selected"}),
+        ("finance", "paymentmethod", set()),
+        ("superuser", "verificationhold", {"release_selected"}),
+        ("manager", "verificationhold", {"release_selected"}),
+        ("finance", "verificationhold", set()),
+        ("superuser", "linkattempt", set()),
+        ("superuser", "threedschallenge", set()),
+    ],
+)
+def test_sec_3_actions_offered_match_the_role(as_role, role, model, expected):
+    CardMethodFactory()  # the action form only renders when there are rows
+    HoldFactory()
+    LinkAttemptFactory()
+    ChallengeFactory()
+    assert action_names(as_role(role).get(changelist(model))) == expected
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("role", ["superuser", "manager", "finance"])
+def test_sec_3_nobody_adds_or_deletes_processor_records(as_role, role, model):
+    client = as_role(role)
+    assert client.get(reverse(f"admin:payments_{model}_add")).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["superuser", "manager", "finance"])
+def test_sec_3_nobody_deletes_a_payment_method_through_the_admin(as_role, role):
+    method = CardMethodFactory()
+    client = as_role(role)
+    url = reverse("admin:payments_paymentmethod_delete", args=[method.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    method.refresh_from_db()
+    assert method.status == PaymentMethod.Status.ACTIVE
+
+
+def test_sec_3_finance_crafted_remove_post_leaves_method_live(as_role):
+    method = CardMethodFactory()
+    other = CardMethodFactory(account=method.account)
+    response = action_post(as_role("finance"), "paymentmethod", "remove_selected", [other.pk])
+    assert response.status_code in (200, 302)
+    other.refresh_from_db()
+    assert other.status == PaymentMethod.Status.ACTIVE and other.removed_at is None
+
+
+def test_sec_3_finance_crafted_make_default_post_changes_nothing(as_role):
+    default = CardMethodFactory(is_default=True)
+    other = CardMethodFactory(account=default.account)
+    action_post(as_role("finance"), "paymentmethod", "make_default_selected", [other.pk])
+    default.refresh_from_db(), other.refresh_from_db()
+    assert default.is_default and not other.is_default
+
+
+def test_sec_3_finance_crafted_deactivate_post_leaves_account_active(as_role):
+    account = AccountFactory()
+    action_post(as_role("finance"), "account", "deactivate_selected", [account.pk])
+    account.refresh_from_db()
+    assert account.status == Account.Status.ACTIVE and account.deactivated_at is None
+
+
+def test_sec_3_finance_crafted_release_post_leaves_hold_placed(as_role):
+    hold = HoldFactory()
+    action_post(as_role("finance"), "verificationhold", "release_selected", [hold.pk])
+    hold.refresh_from_db()
+    assert hold.status == VerificationHold.Status.PLACED and hold.released_at is None
+
+
+def test_sec_3_crafted_delete_selected_is_refused_for_everyone(as_role):
+    method = CardMethodFactory()
+    response = action_post(as_role("superuser"), "paymentmethod", "delete_selected", [method.pk])
+    assert response.status_code == 302  # "No action selected": the action does not exist
+    assert PaymentMethod.objects.filter(pk=method.pk, status=PaymentMethod.Status.ACTIVE).exists()
+
+
+@pytest.mark.parametrize("role", ["manager", "finance"])
+def test_sec_3_roles_cannot_edit_an_account(as_role, role):
+    account = AccountFactory(name="Before")
+    url = reverse("admin:payments_account_change", args=[account.pk])
+    client = as_role(role)
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="name"' not in page.content.decode()  # rendered read-only
+    assert client.post(url, {"name": "After", "email": account.email}).status_code == 403
+    account.refresh_from_db()
+    assert account.name == "Before"
