@@ -12,8 +12,10 @@ from decimal import Decimal
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django_countries.fields import CountryField
 from stdnum import luhn
 
@@ -84,6 +86,9 @@ class Account(models.Model):
         indexes = [
             models.Index(fields=["region", "status"]),
             models.Index(fields=["status", "deactivated_at"]),
+            # Admin search: name -> trigram (icontains), e-mail -> exact (iexact).
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="account_name_trgm"),
+            models.Index(Upper("email"), name="account_email_upper"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -181,6 +186,8 @@ class PaymentMethod(models.Model):
             models.Index(fields=["account", "status"]),
             models.Index(fields=["status", "exp_year", "exp_month"], name="pm_expiry_scan"),
             models.Index(fields=["last4"]),
+            models.Index(fields=["paypal_payer_id"], name="pm_paypal_payer"),
+            models.Index(Upper("paypal_email"), condition=Q(kind="paypal"), name="pm_paypal_email_upper"),
         ]
         constraints = [
             # DEF-1: at most one default per account.
