@@ -3,6 +3,7 @@
 from .common import (  # noqa: F401
     CAMT053,
     CAMT054,
+    FORMATS,
     MT940,
     BadAmount,
     HostileXml,

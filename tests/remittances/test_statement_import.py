@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -335,3 +336,66 @@ def test_i6_bad_amount_in_one_entry_refuses_the_whole_file(dedicated, now):
     with pytest.raises(BadAmount, match="1.001 has more than two decimal places"):
         do_import(build.camt(entries=entries).encode(), now)
     assert nothing_recorded()
+
+
+# --- the import_bank_statement command ------------------------------------------------------------
+
+
+def run_command(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_bank_statement", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_command_json_prints_one_summary_object(dedicated):
+    out, _ = run_command(str(SAMPLES / "camt053_v08.xml"), "--json")
+    payload = json.loads(out)  # exactly one object: anything else would not parse
+    assert {"entries", "credited", "unmatched", "duplicates", "rejected"} <= payload.keys()
+    assert (payload["entries"], payload["credited"], payload["rejected"]) == (10, 7, 3)
+    again, _ = run_command(str(SAMPLES / "camt053_v08.xml"), "--json", "--format", "camt053")
+    assert json.loads(again)["duplicates"] == 10
+
+
+def test_command_refused_file_exits_non_zero_with_error_object_and_changes_nothing(dedicated):
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="REM-5"):
+        call_command("import_bank_statement", str(SAMPLES / "camt053_unreconciled_v08.xml"), "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert payload["rule"] == "REM-5" and "does not reconcile" in payload["error"]
+    assert nothing_recorded()
+
+
+def test_command_process_exit_code_and_stderr(dedicated):
+    """Through the real entry point: non-zero exit, the reason on stderr."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "billing_backoffice.settings.test"}
+    env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or _database_url(settings)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_bank_statement", str(SAMPLES / "billion_laughs.xml"), "--json"],
+        capture_output=True, text=True, env=env, cwd=Path(settings.BASE_DIR), timeout=120,
+    )
+    assert done.returncode != 0
+    assert "DTD" in done.stderr
+    assert json.loads(done.stdout)["code"] == "statement_hostile_xml"
+
+
+def _database_url(settings) -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def test_command_refuses_oversized_file_before_reading(dedicated, settings):
+    from django.core.management.base import CommandError
+
+    settings.STATEMENT_MAX_BYTES = 10
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="limited to 10 bytes"):
+        call_command("import_bank_statement", str(SAMPLES / "camt053_v08.xml"), "--json", stdout=out)
+    assert json.loads(out.getvalue())["code"] == "statement_too_large"

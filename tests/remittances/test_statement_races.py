@@ -1,0 +1,101 @@
+"""REM-4 / REM-1 races on PostgreSQL with real threads: one file imported several times at once.
+
+Each thread runs ``statement_import`` on its own connection (closed at the end). Whatever the
+interleaving, each line of the file exists once and each credit reaches the ledger once.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from payments.models import LedgerEntry
+from remittances.models import BankStatement, BankTransaction, RemittanceAccount
+from remittances.services.statements import statement_import
+from tests.factories import AccountFactory
+from tests.remittances.samples import build
+from tests.remittances.test_statement_import import make_receiving_account
+
+pytestmark = [pytest.mark.race, pytest.mark.django_db(transaction=True)]
+
+
+def run_at_once(payloads: list[bytes], now):
+    """Import every payload in its own thread, all released together; (summaries, errors)."""
+    barrier = threading.Barrier(len(payloads))
+    summaries, errors = [], []
+
+    def worker(data: bytes):
+        try:
+            barrier.wait(timeout=10)
+            summaries.append(statement_import(data=data, file_name="race", now=now))
+        except Exception as error:  # reported by the test below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "an import hung"
+    return summaries, errors
+
+
+@pytest.fixture
+def customer():
+    return AccountFactory(kind="enterprise")
+
+
+@pytest.fixture
+def dedicated(customer, now):
+    return make_receiving_account(
+        number=build.DEDICATED_IBAN, kind=RemittanceAccount.Kind.DEDICATED, account=customer, now=now
+    )
+
+
+def ledger_total(account) -> Decimal:
+    return LedgerEntry.objects.filter(account=account).aggregate(s=Sum("amount"))["s"] or Decimal("0")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_rem_4_rem_1_same_file_imported_four_times_at_once_credits_each_entry_once(round_, dedicated, customer, now):
+    data = build.camt(statement_id=f"RACE-{round_}").encode()
+    summaries, errors = run_at_once([data] * 4, now)
+    assert not errors, errors
+    assert sum(s.credited for s in summaries) == build.STANDARD_CREDITABLE_LINES
+    assert sorted(s.duplicates for s in summaries) == [0, 10, 10, 10]
+    assert ledger_total(customer) == build.STANDARD_CREDITABLE  # the file's credits, once
+    assert LedgerEntry.objects.count() == build.STANDARD_CREDITABLE_LINES
+    assert BankTransaction.objects.count() == build.STANDARD_LINES
+    assert BankStatement.objects.count() == 1
+
+
+def test_rem_4_notification_and_statement_of_the_same_entries_at_once_credit_once(dedicated, customer, now):
+    """Different statement ids, same bank references: the entry keys decide, under the same race."""
+    entries = [e for e in build.STANDARD_DAY if e.ref in ("E1-REF-0001", "E2-BATCH")]
+    payloads = [
+        build.camt(message="054", statement_id="NTF-RACE", entries=entries).encode(),
+        build.camt(statement_id="STMT-RACE", entries=entries, closing=Decimal("1550.00")).encode(),
+        build.camt(message="054", version=2, statement_id="NTF-RACE-2", entries=entries).encode(),
+    ]
+    summaries, errors = run_at_once(payloads, now)
+    assert not errors, errors
+    assert sum(s.credited for s in summaries) == 4
+    assert sum(s.duplicates for s in summaries) == 8
+    assert ledger_total(customer) == Decimal("550.00")
+    assert BankStatement.objects.count() == 3
+
+
+def test_rem_2_shared_file_imported_at_once_records_each_line_once(now):
+    make_receiving_account(number=build.SHARED_IBAN, kind=RemittanceAccount.Kind.NON_DEDICATED, now=now)
+    data = build.camt(iban=build.SHARED_IBAN, statement_id="SHARED-RACE").encode()
+    summaries, errors = run_at_once([data] * 3, now)
+    assert not errors, errors
+    assert sum(s.unmatched for s in summaries) == build.STANDARD_CREDITABLE_LINES
+    assert BankTransaction.objects.filter(status=BankTransaction.Status.UNMATCHED).count() == 7
+    assert not LedgerEntry.objects.exists()
