@@ -11,3 +11,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# WhiteNoise serves from STATIC_ROOT; tests never collect static files, an empty folder will do.
+STATIC_ROOT = LOCAL_DIR / "test-static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
