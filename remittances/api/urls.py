@@ -2,4 +2,12 @@
 
 from django.urls import path  # noqa: F401
 
-urlpatterns: list = []
+from remittances.api import credit
+
+urlpatterns: list = [
+    path(
+        "accounts/<int:account_id>/credit-applications/",
+        credit.CreditApplicationCreateView.as_view(),
+        name="credit-application-create",
+    ),
+]

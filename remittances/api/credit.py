@@ -1,0 +1,109 @@
+"""Console API: credit applications (CRED-1). Parse the shape, call one service, render.
+
+``POST /api/v1/accounts/{id}/credit-applications/`` files an application sent by the console
+(source ``console``, no staff recorder). The limit takes effect only when an account manager
+approves it in the admin, so the answer is the application, ``submitted``.
+
+I6 at the edge: the limit must be a JSON *string* holding a decimal with at most 2 places; a
+JSON number (a float once parsed) is refused with 400 rather than rounded.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_backoffice.errors import BillingError
+from payments.api.serializers import ErrorSerializer
+from remittances.models import CreditLimitRequest
+from remittances.services import credit as services
+
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+
+ERROR_TEXT = {
+    400: "Malformed input (a limit that is not a decimal string with at most 2 places, an unknown currency...).",
+    401: "Missing or invalid token.",
+    404: "Unknown account.",
+    409: "The account already has an open credit application (CRED-1).",
+    422: "A rule refused it (CRED-1: account not active, nothing to revoke); `rule` names the rule.",
+}
+
+
+class CreditApplicationCreateSerializer(serializers.Serializer):
+    requested_limit = serializers.CharField(
+        max_length=20,
+        trim_whitespace=False,
+        help_text="Decimal as a string, at most 2 decimal places, >= 0 (\"0\" asks to revoke credit).",
+    )
+    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 alpha-3, e.g. USD.")
+    justification = serializers.CharField(max_length=2000, help_text="Why the customer needs credit.")
+
+    def to_internal_value(self, data):
+        # CharField would turn 12.5 or 1e3 into "12.5"/"1000.0": the type is checked first.
+        if isinstance(data, dict) and "requested_limit" in data and not isinstance(data["requested_limit"], str):
+            raise serializers.ValidationError(
+                {"requested_limit": ["Send the limit as a string such as \"5000.00\", never as a JSON number."]}
+            )
+        return super().to_internal_value(data)
+
+    def validate_requested_limit(self, value: str):
+        if not _DECIMAL.fullmatch(value):
+            raise serializers.ValidationError("A decimal such as 5000.00: digits, at most 2 decimal places, not negative.")
+        return _shape(services.credit_limit_amount, value)
+
+    def validate_currency(self, value: str) -> str:
+        return _shape(services.currency_code, value)
+
+
+def _shape(check, value):
+    """Run a service input helper; its refusal is a malformed field here (400), not a rule (422)."""
+    try:
+        return check(value)
+    except BillingError as error:
+        raise serializers.ValidationError(error.detail) from None
+
+
+class CreditApplicationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField(help_text="submitted, approved or rejected.")
+    requested_limit = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    currency = serializers.CharField()
+
+
+class CreditApplicationCreateView(APIView):
+    # Token only, like the payments console API: a staff session never reaches this view.
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Apply for a credit limit (CRED-1)",
+        description=(
+            "201 with the application, `submitted`: the limit takes effect only once an account "
+            "manager approves it. A limit of \"0\" asks to revoke the account's credit."
+        ),
+        request=CreditApplicationCreateSerializer,
+        responses={
+            201: CreditApplicationSerializer,
+            **{code: OpenApiResponse(ErrorSerializer, description=text) for code, text in ERROR_TEXT.items()},
+        },
+    )
+    def post(self, request, account_id: int):
+        form = CreditApplicationCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        application: CreditLimitRequest = services.credit_request_submit(
+            account_id=account_id,
+            requested_limit=form.validated_data["requested_limit"],
+            currency=form.validated_data["currency"],
+            justification=form.validated_data["justification"],
+            source=CreditLimitRequest.Source.CONSOLE,
+            recorded_by=None,
+            now=timezone.now(),
+        )
+        return Response(CreditApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
