@@ -1,0 +1,60 @@
+"""The append-only ledger (SEC-4, I1, I2)."""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .accounts import Account
+
+
+class LedgerEntry(models.Model):
+    """One movement of an account's money (SEC-4, I1, I2).
+
+    Append-only: a database trigger refuses UPDATE and DELETE, so corrections are reversing
+    entries. ``reference`` names the business event (bank entry, claim, bill payment ...) and is
+    unique, so a replayed event moves no money. Only ``payments.services.ledger.ledger_post`` writes.
+    """
+
+    class Kind(models.TextChoices):
+        REMITTANCE_CREDIT = "remittance_credit", "Remittance credit"
+        CLAIM_CREDIT = "claim_credit", "Claim credit"
+        BILL_PAYMENT = "bill_payment", "Bill payment"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        REVERSAL = "reversal", "Reversal"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
+    amount = models.DecimalField(max_digits=16, decimal_places=2, help_text="Signed: credits > 0.")
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reference = models.CharField(max_length=120, unique=True)
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    memo = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "currency", "created_at"])]
+        constraints = [
+            models.CheckConstraint(name="ledger_amount_not_zero", condition=~Q(amount=0)),
+            models.CheckConstraint(name="ledger_currency_iso", condition=Q(currency__regex=r"^[A-Z]{3}$")),
+            models.CheckConstraint(
+                name="ledger_reversal_links_original",
+                condition=~Q(kind="reversal") | Q(reverses__isnull=False),
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+} {self.currency} {self.get_kind_display()} ({self.reference})"
