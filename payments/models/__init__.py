@@ -5,15 +5,19 @@ Models hold data, constraints and allowed transitions only; every write goes thr
 """
 
 from .accounts import Account, new_account_uid
+from .billing import Bill, Charge, UsageRecord
 from .ledger import LedgerEntry
 from .methods import LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 
 __all__ = [
     "Account",
+    "Bill",
+    "Charge",
     "LedgerEntry",
     "LinkAttempt",
     "PaymentMethod",
     "ThreeDSChallenge",
+    "UsageRecord",
     "VerificationHold",
     "new_account_uid",
 ]

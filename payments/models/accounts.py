@@ -69,6 +69,8 @@ class Account(models.Model):
     credit_currency = models.CharField(max_length=3, default="USD")
     auto_settlement_enabled = models.BooleanField(default=True)
     has_running_resources = models.BooleanField(default=False)
+    # PAY-2: PayPal pay-as-you-go usage is charged when it reaches this (USD 8..500).
+    paypal_charge_threshold = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("100.00"))
     has_outstanding_bills = models.BooleanField(
         default=False, help_text="Outstanding or overdue bills (DEL-3)."
     )
@@ -91,6 +93,10 @@ class Account(models.Model):
             ),
             models.CheckConstraint(
                 name="account_credit_limit_not_negative", condition=Q(credit_limit__gte=0)
+            ),
+            models.CheckConstraint(
+                name="account_paypal_threshold_range",
+                condition=Q(paypal_charge_threshold__gte=8) & Q(paypal_charge_threshold__lte=500),
             ),
         ]
 

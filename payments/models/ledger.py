@@ -22,6 +22,7 @@ class LedgerEntry(models.Model):
         REMITTANCE_CREDIT = "remittance_credit", "Remittance credit"
         CLAIM_CREDIT = "claim_credit", "Claim credit"
         BILL_PAYMENT = "bill_payment", "Bill payment"
+        CHARGE = "charge", "Card or PayPal charge"
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
         REVERSAL = "reversal", "Reversal"
