@@ -99,3 +99,36 @@ def test_rem_2_shared_file_imported_at_once_records_each_line_once(now):
     assert sum(s.unmatched for s in summaries) == build.STANDARD_CREDITABLE_LINES
     assert BankTransaction.objects.filter(status=BankTransaction.Status.UNMATCHED).count() == 7
     assert not LedgerEntry.objects.exists()
+
+
+def test_rem_4_inbox_job_running_twice_at_once_imports_each_file_once(dedicated, customer, now, tmp_path, settings):
+    from remittances.tasks import import_statement_inbox
+
+    settings.STATEMENT_INBOX_DIR = tmp_path / "inbox"
+    settings.STATEMENT_INBOX_DIR.mkdir()
+    for i in range(6):
+        entries = [build.Entry("10.00", ref=f"INBOX-{i}", txs=[build.Tx("10.00", f"Payer {i}")])]
+        doc = build.camt(statement_id=f"INBOX-{i}", entries=entries, closing=build.STANDARD_OPENING + 10)
+        (settings.STATEMENT_INBOX_DIR / f"day-{i}.xml").write_text(doc)
+    barrier = threading.Barrier(3)
+    outcomes, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(import_statement_inbox())
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    imported = sorted(f["file"] for o in outcomes for f in o["imported"])
+    assert imported == [f"day-{i}.xml" for i in range(6)]  # each file claimed by exactly one run
+    assert ledger_total(customer) == Decimal("60.00")
+    assert len(list((settings.STATEMENT_INBOX_DIR / "processed").glob("*.xml"))) == 6
