@@ -490,3 +490,6 @@ class ThreeDSChallengeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
     @admin.display(description="account", ordering="payment_method__account__uid")
     def account_uid(self, obj: ThreeDSChallenge):
         return obj.payment_method.account.uid
+
+# Bills, charges, usage and the ledger live in their own module to keep this one readable.
+from payments import billing_admin  # noqa: E402,F401  (registers its ModelAdmins)

@@ -1,0 +1,1 @@
+"""Celery tasks of charging (PAY-1..6, HOLD-4)."""
