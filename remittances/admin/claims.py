@@ -1,1 +1,505 @@
-"""Admin for the claims part of remittances."""
+"""Claims in the admin: the account managers' and finance staff's work queues (CLM-1..4).
+
+- The changelist is the queue: the "work queue" filter gives "to review" (account managers:
+  submitted claims with their transfer found), "waiting for the transfer" and "to approve"
+  (finance: reviewed claims, minus the ones the signed-in user initiated or reviewed, CLM-3);
+  plus status, source, currency and submission date. Search: digits -> claim id, account UID or
+  id; anything else -> exact bank reference.
+- Every field is read-only; nothing is added or saved through the model form. Steps are custom
+  views (``get_urls`` + ``admin_view``) with a small form, each calling one service:
+  review (note), approve (confirmation), reject (reason, CLM-4), attach a transfer to a waiting
+  claim, and "initiate a claim" from an unmatched transaction for account managers, with the
+  suggested accounts listed. The proof is served by a permission-checked download view.
+- Buttons appear only for holders of the permission and not for the initiator/reviewer where
+  CLM-3 forbids; a crafted POST goes to the service anyway, which refuses and changes nothing.
+  Refusals are shown with the rule ID (``Claim #7: CLM-3: ...``).
+- Export of the (filtered) list to CSV/XLSX for anyone who may view claims; text cells that a
+  spreadsheet would run as a formula are prefixed with ``'``.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from import_export import fields as ie_fields
+from import_export import resources, widgets
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV, XLSX
+
+from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, refusal_text
+from billing_backoffice.errors import BillingError
+from payments.models import Account
+from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
+from remittances.selectors import claim_suggestions
+from remittances.services import claims as services
+
+Status = RemittanceClaim.Status
+TxnStatus = BankTransaction.Status
+MAX_ID = 2**63 - 1
+EMPTY = "—"
+TEMPLATES = "admin/remittances/claims"
+ATTACH_CANDIDATES = 10
+
+
+# --- who may do what, for display (the services enforce the same rules) -----------------------
+
+
+def _involved(claim: RemittanceClaim, user) -> str | None:
+    """CLM-3: why ``user`` may not decide ``claim``, or None."""
+    if claim.initiated_by_id == user.pk:
+        return "CLM-3: you initiated this claim; another staff member must decide it."
+    if claim.reviewed_by_id == user.pk:
+        return "CLM-3: you reviewed this claim; another staff member must decide it."
+    return None
+
+
+def available_steps(claim: RemittanceClaim, user) -> dict[str, bool]:
+    """Which step buttons ``user`` sees on ``claim``'s page."""
+    can_review = user.has_perm(services.PERM_REVIEW)
+    can_approve = user.has_perm(services.PERM_APPROVE)
+    submitted, reviewed = claim.status == Status.SUBMITTED, claim.status == Status.REVIEWED
+    free = _involved(claim, user) is None
+    return {
+        "review": submitted and claim.bank_transaction_id is not None and can_review,
+        "attach": submitted and claim.bank_transaction_id is None and can_review,
+        "approve": reviewed and can_approve and free,
+        "reject": free and ((submitted and (can_review or can_approve)) or (reviewed and can_approve)),
+    }
+
+
+# --- forms --------------------------------------------------------------------------------------
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=False,
+        help_text="What confirms that the transfer belongs to this customer.",
+    )
+
+
+class ApproveForm(forms.Form):
+    confirm = forms.BooleanField(
+        required=True, label="I checked the review and the transfer",
+        help_text="Approving credits the transfer's amount to the account's balance (once).",
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=True,
+        help_text="Required (CLM-4); recorded on the claim. The transfer becomes claimable again.",
+    )
+
+
+class AttachForm(forms.Form):
+    bank_transaction = forms.IntegerField(
+        min_value=1, max_value=MAX_ID, label="Bank transaction id",
+        help_text="An unmatched credit on the shared account with the claim's amount and currency.",
+    )
+
+
+def find_account(term: str) -> Account | None:
+    """An account by UID (unique index) or, for digits, by id."""
+    term = (term or "").strip()
+    if not term:
+        return None
+    q = Q(uid=term)
+    if term.isdigit() and int(term) <= MAX_ID:
+        q |= Q(pk=int(term))
+    return Account.objects.filter(q).order_by("pk").first()
+
+
+class InitiateForm(forms.Form):
+    """The account manager chooses the account the transfer belongs to."""
+
+    suggested = forms.ChoiceField(
+        required=False, widget=forms.RadioSelect, label="Suggested account",
+    )
+    account = forms.CharField(
+        required=False, max_length=32, label="Or another account",
+        help_text="The account's UID or id; takes precedence over a suggestion.",
+    )
+    proof = forms.FileField(required=False, help_text="Optional evidence: PDF, PNG or JPEG, at most 10 MB.")
+
+    def __init__(self, *args, suggestions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["suggested"].choices = [
+            (s.account.uid, f"{s.account.name} ({s.account.uid}), score {s.score}: {'; '.join(s.reasons)}")
+            for s in suggestions
+        ]
+        if not suggestions:
+            del self.fields["suggested"]
+
+    def clean(self):
+        data = super().clean()
+        term = data.get("account") or data.get("suggested")
+        if not term:
+            raise forms.ValidationError("Choose a suggested account or enter an account UID or id.")
+        account = find_account(term)
+        if account is None:
+            raise forms.ValidationError(f"No account with UID or id {term}.")
+        data["account_obj"] = account
+        return data
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMERIC_WIDGETS = (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget)
+
+
+def neutralise_formula(value):
+    """``=cmd|...`` -> ``'=cmd|...``: a spreadsheet shows the customer's text, never runs it."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class RemittanceClaimResource(resources.ModelResource):
+    """CSV/XLSX export of claims; payer names, references and notes come from outside."""
+
+    account_uid = ie_fields.Field(column_name="account_uid", attribute="account__uid")
+    account_name = ie_fields.Field(column_name="account_name", attribute="account__name")
+    initiated_by = ie_fields.Field(column_name="initiated_by", attribute="initiated_by__username")
+    reviewed_by = ie_fields.Field(column_name="reviewed_by", attribute="reviewed_by__username")
+    decided_by = ie_fields.Field(column_name="decided_by", attribute="decided_by__username")
+
+    class Meta:
+        model = RemittanceClaim
+        fields = (
+            "id", "submitted_at", "status", "source", "account_uid", "account_name", "amount", "currency",
+            "value_date", "payer_name", "bank_reference", "bank_transaction", "initiated_by", "reviewed_by",
+            "reviewed_at", "decided_by", "decided_at", "note",
+        )
+        export_order = fields
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        if isinstance(field.widget, NUMERIC_WIDGETS):
+            return value
+        return neutralise_formula(value)
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("account", "initiated_by", "reviewed_by", "decided_by")
+
+
+# --- list filters ---------------------------------------------------------------------------------
+
+
+class WorkQueueFilter(admin.SimpleListFilter):
+    title = "work queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("to_review", "To review (account managers)"),
+            ("waiting", "Waiting for the transfer"),
+            ("to_approve", "To approve (finance)"),
+        )
+
+    def queryset(self, request, queryset):
+        if self.value() == "to_review":
+            return queryset.filter(status=Status.SUBMITTED, bank_transaction__isnull=False)
+        if self.value() == "waiting":
+            return queryset.filter(status=Status.SUBMITTED, bank_transaction__isnull=True)
+        if self.value() == "to_approve":
+            # CLM-3: the user's own claims (initiated or reviewed) are someone else's work.
+            me = request.user.pk
+            return queryset.filter(status=Status.REVIEWED).exclude(initiated_by=me).exclude(reviewed_by=me)
+        return queryset
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    """Currencies of the receiving accounts (a small table), never a DISTINCT over all claims."""
+
+    title = "currency"
+    parameter_name = "currency"
+
+    def lookups(self, request, model_admin):
+        codes = RemittanceAccount.objects.order_by("currency").values_list("currency", flat=True).distinct()
+        return [(c, c) for c in codes]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+# --- the admin ------------------------------------------------------------------------------------
+
+
+@admin.register(RemittanceClaim)
+class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [RemittanceClaimResource]
+    formats = [CSV, XLSX]
+    change_form_template = f"{TEMPLATES}/change_form.html"
+    change_list_template = f"{TEMPLATES}/change_list.html"
+    list_display = (
+        "id", "account_display", "amount", "currency", "status", "source", "transfer", "submitted_at",
+    )
+    list_filter = (WorkQueueFilter, "status", "source", CurrencyFilter, ("submitted_at", admin.DateFieldListFilter))
+    list_select_related = ("account", "bank_transaction")
+    raw_id_fields = ("account", "bank_transaction", "initiated_by", "reviewed_by", "decided_by")
+    search_fields = ("bank_reference",)  # routed by get_search_results
+    search_help_text = "Claim id, account UID or id (digits), or the exact bank reference."
+    fieldsets = (
+        (None, {"fields": ("account", "status", "source", "bank_transaction")}),
+        ("Transfer as claimed", {"fields": (
+            "amount", "currency", "value_date", "payer_name", "bank_reference", "proof_link",
+        )}),
+        ("Decisions", {"fields": (
+            "initiated_by", "submitted_at", "reviewed_by", "reviewed_at", "decided_by", "decided_at", "note",
+        )}),
+    )
+    readonly_fields = (
+        "account", "status", "source", "bank_transaction", "amount", "currency", "value_date", "payer_name",
+        "bank_reference", "proof_link", "initiated_by", "submitted_at", "reviewed_by", "reviewed_at",
+        "decided_by", "decided_at", "note",
+    )
+
+    # --- permissions ----------------------------------------------------------------------------
+
+    def has_review_permission(self, request) -> bool:
+        return has_model_perm(request, self.opts, "review_remittanceclaim")
+
+    def has_approve_permission(self, request) -> bool:
+        return has_model_perm(request, self.opts, "approve_remittanceclaim")
+
+    def has_export_permission(self, request) -> bool:
+        # Claims carry payer names and references: exported only to those who may view them.
+        return self.has_view_permission(request)
+
+    def get_export_queryset(self, request):
+        return super().get_export_queryset(request).select_related(
+            "account", "initiated_by", "reviewed_by", "decided_by"
+        )
+
+    def has_initiate_permission(self, request) -> bool:
+        # add_remittanceclaim means "initiate a claim" through the service, never the add form.
+        return has_model_perm(request, self.opts, "add_remittanceclaim")
+
+    # --- changelist -----------------------------------------------------------------------------
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            q = Q(account__uid=term)
+            if int(term) <= MAX_ID:
+                q |= Q(pk=int(term)) | Q(account_id=int(term))
+            return queryset.filter(q), False
+        return queryset.filter(bank_reference=term), False
+
+    @admin.display(description="account", ordering="account_id")
+    def account_display(self, obj: RemittanceClaim):
+        return f"{obj.account.name} ({obj.account.uid})"
+
+    @admin.display(description="transfer")
+    def transfer(self, obj: RemittanceClaim):
+        if obj.bank_transaction_id is None:
+            return "waiting"
+        return f"#{obj.bank_transaction_id} ({obj.bank_transaction.get_status_display()})"
+
+    @admin.display(description="proof")
+    def proof_link(self, obj: RemittanceClaim):
+        if not obj.pk or not obj.proof:
+            return EMPTY
+        return format_html('<a href="{}">Download the proof</a>', self._url("proof", obj.pk))
+
+    # --- urls -----------------------------------------------------------------------------------
+
+    def _url(self, step: str, *args) -> str:
+        return reverse(f"admin:remittances_remittanceclaim_{step}", args=args, current_app=self.admin_site.name)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        own = [
+            path("<int:claim_id>/review/", wrap(self.review_view), name="remittances_remittanceclaim_review"),
+            path("<int:claim_id>/approve/", wrap(self.approve_view), name="remittances_remittanceclaim_approve"),
+            path("<int:claim_id>/reject/", wrap(self.reject_view), name="remittances_remittanceclaim_reject"),
+            path("<int:claim_id>/attach/", wrap(self.attach_view), name="remittances_remittanceclaim_attach"),
+            path("<int:claim_id>/proof/", wrap(self.proof_view), name="remittances_remittanceclaim_proof"),
+            path("initiate/<int:txn_id>/", wrap(self.initiate_view), name="remittances_remittanceclaim_initiate"),
+        ]
+        return own + super().get_urls()
+
+    # --- change page ----------------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        claim = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if claim is not None and self.has_view_permission(request, claim):
+            extra.update(self._claim_context(request, claim))
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _claim_context(self, request, claim: RemittanceClaim) -> dict:
+        steps = available_steps(claim, request.user)
+        txn = (
+            BankTransaction.objects.select_related("receiving_account").filter(pk=claim.bank_transaction_id).first()
+            if claim.bank_transaction_id
+            else None
+        )
+        staff = self.has_review_permission(request) or self.has_approve_permission(request)
+        return {
+            "claim": claim,
+            "txn": txn,
+            "step_urls": {step: self._url(step, claim.pk) for step, shown in steps.items() if shown},
+            "four_eyes": _involved(claim, request.user) if claim.status in RemittanceClaim.OPEN_STATUSES else None,
+            # Who else the transfer might be from: the reviewer's check that the evidence fits.
+            "suggestions": claim_suggestions(transaction=txn) if txn is not None and staff else [],
+            "proof_url": self._url("proof", claim.pk) if claim.proof else None,
+        }
+
+    # --- step views -----------------------------------------------------------------------------
+
+    def _page(self, request, template: str, context: dict):
+        base = {**self.admin_site.each_context(request), "opts": self.opts, "app_label": self.opts.app_label}
+        return TemplateResponse(request, f"{TEMPLATES}/{template}", {**base, **context})
+
+    def _back(self, claim_id: int):
+        return HttpResponseRedirect(reverse("admin:remittances_remittanceclaim_change", args=[claim_id]))
+
+    def _get_claim(self, claim_id: int) -> RemittanceClaim:
+        return get_object_or_404(
+            RemittanceClaim.objects.select_related("account", "bank_transaction", "initiated_by", "reviewed_by"),
+            pk=claim_id,
+        )
+
+    def _step_view(self, request, claim_id: int, *, step: str, allowed: bool, form_class, call, title: str,
+                   submit_label: str, done: str):
+        """One step: permission (403), a form, one service call; refusals come back with the rule."""
+        if not allowed:
+            raise PermissionDenied
+        claim = self._get_claim(claim_id)
+        form = form_class(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                call(claim, form.cleaned_data)
+            except BillingError as error:
+                self.message_user(request, refusal_text(f"Claim #{claim.pk}", error), messages.ERROR)
+            else:
+                self.message_user(request, done.format(claim=claim), messages.SUCCESS)
+            return self._back(claim.pk)
+        blocked = _involved(claim, request.user) if step in ("approve", "reject") else None
+        context = {
+            "title": title, "claim": claim, "txn": claim.bank_transaction, "form": form,
+            "submit_label": submit_label, "blocked": blocked, "step": step,
+        }
+        if step == "attach":
+            context["candidates"] = list(
+                BankTransaction.objects.filter(
+                    status=TxnStatus.UNMATCHED, entry_kind=BankTransaction.EntryKind.CREDIT,
+                    receiving_account__kind=RemittanceAccount.Kind.NON_DEDICATED,
+                    amount=claim.amount, currency=claim.currency,
+                ).order_by("-received_at", "-pk")[:ATTACH_CANDIDATES]
+            )
+        return self._page(request, "step.html", context)
+
+    def review_view(self, request, claim_id: int):
+        return self._step_view(
+            request, claim_id, step="review", allowed=self.has_review_permission(request), form_class=ReviewForm,
+            call=lambda claim, data: services.claim_review(
+                claim_id=claim.pk, actor=request.user, note=data["note"], now=timezone.now()
+            ),
+            title="Review the claim", submit_label="Mark as reviewed",
+            done="Claim #{claim.pk} reviewed; finance can approve it now.",
+        )
+
+    def approve_view(self, request, claim_id: int):
+        return self._step_view(
+            request, claim_id, step="approve", allowed=self.has_approve_permission(request), form_class=ApproveForm,
+            call=lambda claim, data: services.claim_approve(claim_id=claim.pk, actor=request.user, now=timezone.now()),
+            title="Approve the claim", submit_label="Approve and credit",
+            done="Claim #{claim.pk} approved; the transfer is credited to the account.",
+        )
+
+    def reject_view(self, request, claim_id: int):
+        return self._step_view(
+            request, claim_id, step="reject",
+            allowed=self.has_review_permission(request) or self.has_approve_permission(request),
+            form_class=RejectForm,
+            call=lambda claim, data: services.claim_reject(
+                claim_id=claim.pk, actor=request.user, reason=data["reason"], now=timezone.now()
+            ),
+            title="Reject the claim", submit_label="Reject",
+            done="Claim #{claim.pk} rejected; the transfer can be claimed again.",
+        )
+
+    def attach_view(self, request, claim_id: int):
+        return self._step_view(
+            request, claim_id, step="attach", allowed=self.has_review_permission(request), form_class=AttachForm,
+            call=lambda claim, data: services.claim_attach(
+                claim_id=claim.pk, bank_transaction_id=data["bank_transaction"], actor=request.user,
+                now=timezone.now(),
+            ),
+            title="Attach the transfer", submit_label="Attach",
+            done="Transfer attached to claim #{claim.pk}; it can be reviewed now.",
+        )
+
+    def proof_view(self, request, claim_id: int):
+        claim = get_object_or_404(RemittanceClaim, pk=claim_id)
+        if not self.has_view_permission(request, claim):
+            raise PermissionDenied
+        if not claim.proof:
+            raise Http404("This claim has no proof file.")
+        content_type = mimetypes.guess_type(claim.proof.name)[0] or "application/octet-stream"
+        extension = mimetypes.guess_extension(content_type) or ""
+        # An attachment, never rendered inside the admin's origin.
+        return FileResponse(
+            claim.proof.open("rb"), as_attachment=True, filename=f"claim-{claim.pk}-proof{extension}",
+            content_type=content_type,
+        )
+
+    # --- initiate a claim from an unmatched transaction ----------------------------------------
+
+    def initiate_view(self, request, txn_id: int):
+        """CLM-1: the account manager claims an unmatched shared-account transfer for an account."""
+        if not self.has_initiate_permission(request):
+            raise PermissionDenied
+        txn = get_object_or_404(BankTransaction.objects.select_related("receiving_account"), pk=txn_id)
+        suggestions = claim_suggestions(transaction=txn) if txn.status == TxnStatus.UNMATCHED else []
+        form = InitiateForm(request.POST or None, request.FILES or None, suggestions=suggestions)
+        if request.method == "POST" and form.is_valid():
+            account = form.cleaned_data["account_obj"]
+            try:
+                claim = services.claim_submit(
+                    account_id=account.pk, amount=txn.amount, currency=txn.currency,
+                    bank_transaction_id=txn.pk, proof=form.cleaned_data.get("proof"),
+                    source=RemittanceClaim.Source.STAFF, initiated_by=request.user, now=timezone.now(),
+                )
+            except BillingError as error:
+                self.message_user(request, refusal_text(f"Transaction #{txn.pk}", error), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Claim #{claim.pk} initiated for {account}; it needs a review, then finance approval.",
+                    messages.SUCCESS,
+                )
+                return self._back(claim.pk)
+        return self._page(request, "initiate.html", {
+            "title": f"Initiate a claim for transaction #{txn.pk}", "txn": txn, "form": form,
+            "suggestions": suggestions, "claimable": txn.status == TxnStatus.UNMATCHED,
+            "transactions_url": self._transactions_url(),
+        })
+
+    def _transactions_url(self) -> str | None:
+        # The unmatched-transactions queue lives in the statements admin, when it is registered.
+        try:
+            return reverse("admin:remittances_banktransaction_changelist") + f"?status__exact={TxnStatus.UNMATCHED}"
+        except NoReverseMatch:
+            return None
+
+    def changelist_view(self, request, extra_context=None):
+        extra = dict(extra_context or {})
+        if self.has_initiate_permission(request):
+            extra["transactions_url"] = self._transactions_url()
+        return super().changelist_view(request, extra_context=extra)

@@ -2,7 +2,7 @@
 
 from django.urls import path  # noqa: F401
 
-from remittances.api import credit
+from remittances.api import claims, credit
 
 urlpatterns: list = [
     path(
@@ -10,4 +10,5 @@ urlpatterns: list = [
         credit.CreditApplicationCreateView.as_view(),
         name="credit-application-create",
     ),
+    path("accounts/<int:account_id>/claims/", claims.ClaimCreateView.as_view(), name="claim-create"),
 ]

@@ -1,0 +1,138 @@
+"""Console API: a customer's claim for a transfer to the shared account (CLM-1).
+
+``POST /api/v1/accounts/{id}/claims/`` as JSON, or as multipart when a proof file (PDF, PNG,
+JPEG, at most 10 MB) comes with it. The serializer checks the shape (400 with the fields at
+fault); ``claim_submit`` owns the rules (422/409 naming the rule). Token auth only, like the
+payments console API: a staff session cookie never reaches this view.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from remittances.models import RemittanceClaim
+from remittances.services.claims import ProofRejected, claim_submit, validate_proof
+
+_AMOUNT = re.compile(r"[0-9]{1,14}(\.[0-9]{1,2})?")
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^[0-9]{1,14}(\.[0-9]{1,2})?$"})
+class DecimalStringField(serializers.Field):
+    """An amount as a decimal string (``"120.50"``): never a JSON number, at most 2 places (I6)."""
+
+    default_error_messages = {
+        "invalid": "Send the amount as a decimal string with at most two decimal places, e.g. \"120.50\".",
+        "not_positive": "The amount must be greater than zero.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not _AMOUNT.fullmatch(data.strip()):
+            self.fail("invalid")
+        try:
+            value = Decimal(data.strip())
+        except InvalidOperation:  # pragma: no cover - the pattern already ruled it out
+            self.fail("invalid")
+        if value <= 0:
+            self.fail("not_positive")
+        return value
+
+    def to_representation(self, value):
+        return f"{value:.2f}"
+
+
+class ProofField(serializers.FileField):
+    """The optional proof: PDF, PNG or JPEG, size and first bytes checked before it is kept."""
+
+    def to_internal_value(self, data):
+        upload = super().to_internal_value(data)
+        try:
+            validate_proof(upload)
+        except ProofRejected as error:
+            raise serializers.ValidationError(error.detail, code="invalid_proof") from None
+        return upload
+
+
+class ClaimCreateSerializer(serializers.Serializer):
+    amount = DecimalStringField(help_text='Decimal string, e.g. "1200.00".')
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", help_text="ISO 4217, e.g. USD.")
+    value_date = serializers.DateField(required=False, allow_null=True)
+    payer_name = serializers.CharField(max_length=140, required=False, allow_blank=True, default="")
+    bank_reference = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="",
+        help_text="The transfer's reference (end-to-end id) as sent; matched exactly.",
+    )
+    proof = ProofField(required=False, allow_null=True, help_text="Multipart only: PDF, PNG or JPEG, at most 10 MB.")
+
+    def validate_currency(self, value: str) -> str:
+        return value.upper()
+
+
+class ClaimCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField(help_text="submitted (then reviewed, approved or rejected).")
+    matched = serializers.SerializerMethodField(
+        help_text="True when the transfer was found on the shared account; otherwise the claim waits for it."
+    )
+
+    def get_matched(self, claim: RemittanceClaim) -> bool:
+        return claim.bank_transaction_id is not None
+
+
+class _ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    rule = serializers.CharField(allow_null=True)
+    detail = serializers.CharField()
+    fields = serializers.DictField(required=False)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(_ErrorSerializer, description=description)
+
+
+class ClaimCreateView(APIView):
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Claim a transfer to the shared account (CLM-1)",
+        description=(
+            "201 with `matched: true` when the transfer was found (same reference, amount and "
+            "currency), else the claim waits for the transfer to arrive. The account manager "
+            "reviews the claim and finance approves it; only then is the balance credited."
+        ),
+        request={"application/json": ClaimCreateSerializer, "multipart/form-data": ClaimCreateSerializer},
+        responses={
+            201: ClaimCreatedSerializer,
+            400: _error("Malformed input or proof file; `fields` names the fields at fault."),
+            401: _error("Missing or invalid token."),
+            404: _error("Unknown account."),
+        },
+    )
+    def post(self, request, account_id: int):
+        form = ClaimCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        claim = claim_submit(
+            account_id=account_id,
+            amount=data["amount"],
+            currency=data["currency"],
+            value_date=data.get("value_date"),
+            payer_name=data.get("payer_name", ""),
+            bank_reference=data.get("bank_reference", ""),
+            proof=data.get("proof"),
+            source=RemittanceClaim.Source.CONSOLE,
+            initiated_by=None,
+            now=timezone.now(),
+        )
+        return Response(ClaimCreatedSerializer(claim).data, status=status.HTTP_201_CREATED)
