@@ -195,6 +195,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Internal API the customer console calls. Errors: {code, rule, detail}.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request components, so uploads (claim proofs) show as binary in the schema.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Demo -----------------------------------------------------------------------------------
