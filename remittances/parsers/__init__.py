@@ -15,4 +15,4 @@ from .common import (  # noqa: F401
     StatementTooLarge,
     UnsupportedStatement,
 )
-from .detect import AUTO, detect_format, parse_statement_file  # noqa: F401
+from .detect import AUTO, check_size, detect_format, parse_statement_file  # noqa: F401

@@ -47,25 +47,40 @@ CLOSING_CODES = ("CLBD",)  # closing booked
 
 def local(tag: str) -> str:
     """``{urn:...}Ntry`` -> ``Ntry``."""
-    return tag.rsplit("}", 1)[-1]
+    return tag.rpartition("}")[2]
+
+
+def strip_namespaces(element: Element) -> Element:
+    """Rename every element of a finished subtree to its local name, in one pass.
+
+    Matching by local name is what makes the reader version- and prefix-agnostic; doing it once
+    per subtree lets the lookups below use ElementTree's C ``find`` instead of Python scans.
+    """
+    for node in element.iter():
+        tag = node.tag
+        if isinstance(tag, str) and tag[:1] == "{":
+            node.tag = tag.rpartition("}")[2]
+    return element
+
+
+# The lookups below expect a subtree passed through strip_namespaces().
 
 
 def child(element: Element | None, *path: str) -> Element | None:
     """The first descendant along ``path`` of local names, or None."""
-    for name in path:
-        if element is None:
-            return None
-        element = next((c for c in element if local(c.tag) == name), None)
-    return element
+    if element is None:
+        return None
+    return element.find("/".join(path))
 
 
 def children(element: Element | None, name: str) -> list[Element]:
-    return [] if element is None else [c for c in element if local(c.tag) == name]
+    return [] if element is None else element.findall(name)
 
 
 def text(element: Element | None, *path: str) -> str:
-    found = child(element, *path)
-    return (found.text or "").strip() if found is not None else ""
+    if element is None:
+        return ""
+    return (element.findtext("/".join(path)) or "").strip()
 
 
 def _date(element: Element | None, *, where: str) -> date | None:
@@ -237,40 +252,45 @@ def _parse(data: bytes, expect: str | None) -> list[ParsedStatement]:
     events = DET.iterparse(
         io.BytesIO(data), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
-    stack: list[Element] = []
+    # Only the first levels matter here (Document > message > statement > its parts); deeper
+    # elements are read when their part ends. The loop does as little as possible per event.
+    parents: list[Element | None] = [None, None, None]
+    depth = 0
     statements: list[ParsedStatement] = []
     current: ParsedStatement | None = None
     fmt = label = ""
     message_name = statement_name = ""
     for event, element in events:
         if event == "start":
-            depth = len(stack)
-            if depth == 0:
-                fmt, label = _check_root(element, expect)
-                message_name, statement_name = _MESSAGES[fmt]
-            elif depth == 1 and local(element.tag) != message_name:
-                raise UnsupportedStatement(f"{label}: expected <{message_name}>, found <{local(element.tag)}>.")
-            elif depth == 2 and local(element.tag) == statement_name:
-                current = ParsedStatement(format=fmt, version=label, identity="", account_number="")
-            stack.append(element)
+            if depth < 3:
+                name = local(element.tag)
+                if depth == 0:
+                    fmt, label = _check_root(element, expect)
+                    message_name, statement_name = _MESSAGES[fmt]
+                elif depth == 1 and name != message_name:
+                    raise UnsupportedStatement(f"{label}: expected <{message_name}>, found <{name}>.")
+                elif depth == 2 and name == statement_name:
+                    current = ParsedStatement(format=fmt, version=label, identity="", account_number="")
+                parents[depth] = element
+            depth += 1
             continue
-        stack.pop()
-        depth = len(stack)
-        if depth == 3 and current is not None:
-            _statement_part(current, element, where=f"{label} statement {len(statements) + 1}")
-            stack[-1].remove(element)  # streaming: a finished part is never needed again
+        depth -= 1
+        if depth == 3:
+            if current is not None:
+                _statement_part(current, strip_namespaces(element), where=f"{label} statement {len(statements) + 1}")
+            parents[2].remove(element)  # streaming: a finished part is never needed again
         elif depth == 2:
-            if local(element.tag) == statement_name and current is not None:
+            if current is not None and local(element.tag) == statement_name:
                 statements.append(_finish(current))
                 current = None
-            stack[-1].remove(element)
+            parents[1].remove(element)
     if not statements:
         raise MalformedStatement(f"{label or 'The document'} contains no statement.")
     return statements
 
 
 def _statement_part(statement: ParsedStatement, element: Element, *, where: str) -> None:
-    name = local(element.tag)
+    name = element.tag
     if name == "Ntry":
         position = len(statement.entries) + 1
         statement.entries.append(_entry(element, position=position, where=f"{where} entry {position}"))

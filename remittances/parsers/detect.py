@@ -44,11 +44,16 @@ def detect_format(data: bytes) -> str:
     raise UnsupportedStatement("The file is neither ISO 20022 XML (camt.053/camt.054) nor an MT940 statement.")
 
 
-def parse_statement_file(data: bytes, *, fmt: str = AUTO, max_bytes: int | None = None) -> list[ParsedStatement]:
-    """Parse ``data`` as ``fmt`` (or the detected format); a list of at least one statement."""
+def check_size(data: bytes, *, max_bytes: int | None = None) -> None:
+    """Refuse a file over ``settings.STATEMENT_MAX_BYTES`` before anything reads its content."""
     limit = settings.STATEMENT_MAX_BYTES if max_bytes is None else max_bytes
     if len(data) > limit:
         raise StatementTooLarge(f"The file has {len(data)} bytes; statements are limited to {limit} bytes.")
+
+
+def parse_statement_file(data: bytes, *, fmt: str = AUTO, max_bytes: int | None = None) -> list[ParsedStatement]:
+    """Parse ``data`` as ``fmt`` (or the detected format); a list of at least one statement."""
+    check_size(data, max_bytes=max_bytes)
     if fmt != AUTO and fmt not in FORMATS:
         raise UnsupportedStatement(f"Unknown format {fmt!r}: choose auto, camt053, camt054 or mt940.")
     if not data.strip():

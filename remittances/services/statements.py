@@ -52,7 +52,15 @@ from django.db import IntegrityError, connection, transaction
 from payments.models import Account, LedgerEntry
 from payments.services.ledger import ledger_post
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount, bank_transaction_ledger_reference
-from remittances.parsers import AUTO, ParsedDetail, ParsedEntry, ParsedStatement, StatementError, parse_statement_file
+from remittances.parsers import (
+    AUTO,
+    ParsedDetail,
+    ParsedEntry,
+    ParsedStatement,
+    StatementError,
+    check_size,
+    parse_statement_file,
+)
 
 Status = BankTransaction.Status
 Kind = BankTransaction.EntryKind
@@ -247,8 +255,12 @@ def statement_import(
 
     Raises a ``StatementError`` subclass (nothing recorded) when the file is refused.
     """
-    statements = parse_statement_file(data, fmt=fmt)
+    check_size(data)
     sha = hashlib.sha256(data).hexdigest()
+    known = _already_imported(sha, fmt=fmt)
+    if known is not None:
+        return known
+    statements = parse_statement_file(data, fmt=fmt)
     accounts = _receiving_accounts(statements)
     counts = _count_references(statements, accounts)
     plans = []
@@ -261,6 +273,28 @@ def statement_import(
     with transaction.atomic():
         _record(plans, summary=summary, file_name=file_name, sha=sha, actor=actor, now=now)
     return summary
+
+
+def _already_imported(sha: str, *, fmt: str) -> ImportSummary | None:
+    """REM-4 fast path: these exact bytes were imported before, so every line is a duplicate.
+
+    Sound because an import is all-or-nothing and recorded lines are never deleted; the lines
+    of the file were counted (``file_entries``) on the statements it created. Without such a
+    record (e.g. every statement of the file came from other files) the normal path decides.
+    """
+    rows = list(BankStatement.objects.filter(file_sha256=sha).order_by("pk").values("pk", "format", "summary"))
+    if not rows or "file_entries" not in (rows[0]["summary"] or {}):
+        return None
+    if fmt != AUTO and rows[0]["format"] != fmt:
+        return None  # let the parser refuse the contradicting format, as on the first import
+    figures = rows[0]["summary"]
+    entries = figures["file_entries"]
+    ids = [row["pk"] for row in rows]
+    return ImportSummary(
+        entries=entries, duplicates=entries, statement_id=ids[0], statement_ids=ids,
+        statements=figures.get("file_statements", len(rows)), new_statements=0, format=rows[0]["format"],
+        file_sha256=sha,
+    )
 
 
 def _record(plans: list[_Plan], *, summary: ImportSummary, file_name, sha, actor, now) -> None:
@@ -282,9 +316,10 @@ def _record(plans: list[_Plan], *, summary: ImportSummary, file_name, sha, actor
         counter = per_statement[position]
         counter["credited"] = sum(1 for txn_id, p, _ in to_credit if p is plan and txn_id in credited)
         counter["credited_on_suspended"] = counter["credited"] if plan.receiving.status == "suspended" else 0
-        row, created = rows[position]
-        _store_summary(row, created, counter)
         summary.add(counter)
+    for position, _plan in ordered:
+        row, created = rows[position]
+        _store_summary(row, created, per_statement[position], file_entries=summary.entries, file_statements=len(plans))
     for txn_id, plan, line in to_credit:
         if txn_id in credited:
             total = Decimal(summary.credited_amounts.get(line.currency, "0.00")) + line.amount
@@ -450,12 +485,13 @@ def _credit(to_credit: list[tuple[int, _Plan, _Line]], *, actor, now) -> set[int
     return credited
 
 
-def _store_summary(row: BankStatement, created: bool, counter: Counter) -> None:
+def _store_summary(row: BankStatement, created: bool, counter: Counter, *, file_entries: int, file_statements: int) -> None:
     figures = {name: counter.get(name, 0) for name in (
         "entries", "credited", "unmatched", "duplicates", "rejected", "review", "credited_on_suspended",
     )}
     if created:
-        row.summary = figures
+        # file_*: the whole file's lines, for recognising a re-import of the same bytes.
+        row.summary = {**figures, "file_entries": file_entries, "file_statements": file_statements}
         row.save(update_fields=["summary"])
         return
     new_lines = figures["entries"] - figures["duplicates"]

@@ -149,17 +149,26 @@ def test_rem_2_waiting_claims_are_matched_after_the_import_commits(shared, djang
 # --- REM-4 duplicates -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("resent", ["same bytes", "re-encoded"])
 @pytest.mark.parametrize("name", ["camt053_v02.xml", "camt053_v08.xml", "camt054_v02.xml", "mt940_day.sta"])
-def test_rem_4_same_file_twice_second_import_only_duplicates(name, dedicated, customer, now):
+def test_rem_4_same_file_twice_second_import_only_duplicates(name, resent, dedicated, customer, now):
+    """Same bytes are recognised by their hash; re-encoded ones entry by entry: same outcome."""
     first = do_import(sample(name), now)
     rows = BankTransaction.objects.count()
-    second = do_import(sample(name), now)
+    again = sample(name) if resent == "same bytes" else sample(name).replace(b"\n", b"\r\n")
+    second = do_import(again, now)
     assert second.duplicates == second.entries == first.entries
     assert (second.credited, second.unmatched, second.rejected, second.review) == (0, 0, 0, 0)
     assert second.statement_id == first.statement_id and second.new_statements == 0
     assert BankTransaction.objects.count() == rows and BankStatement.objects.count() == 1
     assert ledger_total(customer) == Decimal(first.credited_amounts["USD"])
     assert LedgerEntry.objects.count() == first.credited
+
+
+def test_rem_4_reimport_of_same_bytes_with_a_contradicting_format_is_still_refused(dedicated, now):
+    do_import(sample("camt053_v08.xml"), now)
+    with pytest.raises(UnsupportedStatement, match="not the requested camt054"):
+        do_import(sample("camt053_v08.xml"), now, fmt="camt054")
 
 
 def test_rem_4_notification_then_statement_credits_each_entry_once(dedicated, customer, now):
@@ -375,7 +384,7 @@ def test_command_process_exit_code_and_stderr(dedicated):
     from django.conf import settings
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "billing_backoffice.settings.test"}
-    env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or _database_url(settings)
+    env["DATABASE_URL"] = _database_url()  # the test database this test runs against
     done = subprocess.run(
         [sys.executable, "manage.py", "import_bank_statement", str(SAMPLES / "billion_laughs.xml"), "--json"],
         capture_output=True, text=True, env=env, cwd=Path(settings.BASE_DIR), timeout=120,
@@ -385,7 +394,7 @@ def test_command_process_exit_code_and_stderr(dedicated):
     assert json.loads(done.stdout)["code"] == "statement_hostile_xml"
 
 
-def _database_url(settings) -> str:
+def _database_url() -> str:
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
