@@ -17,8 +17,10 @@ install: $(VENV)/.installed
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# exec: make's own child is then the script, so the SIGTERM make forwards reaches the script,
+# which stops everything it started (a plain `sh -c` would die and leave the script running).
 run: install
-	PORT=$(PORT) bash scripts/run.sh
+	PORT=$(PORT) exec bash scripts/run.sh
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
