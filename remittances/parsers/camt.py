@@ -8,9 +8,11 @@
   The version itself comes from the document's namespace and must be one we know; anything else
   (camt.052, pain.001, an unknown version, a document with no ISO 20022 namespace) is an explicit
   error, never an empty success.
-- Version differences handled: entry status as text (``<Sts>BOOK</Sts>``, .02-.05) or code
-  (``<Sts><Cd>BOOK</Cd></Sts>``, .06+); party name under ``Dbtr/Nm`` (.02-.07) or
-  ``Dbtr/Pty/Nm`` (.08+); detail amount as ``TxDtls/Amt`` (.03+) or ``AmtDtls/TxAmt/Amt`` (.02).
+- Version differences handled whichever version uses them: entry status as text
+  (``<Sts>BOOK</Sts>``, older versions) or as a code (``<Sts><Cd>BOOK</Cd></Sts>``, newer ones);
+  party name under ``Dbtr/Nm`` (older) or ``Dbtr/Pty/Nm`` (.08 on); detail amount as
+  ``TxDtls/Amt`` or, in .02, ``AmtDtls/TxAmt/Amt``. Only ``BOOK`` is booked; ``PDNG``, ``INFO``
+  and ``FUTR`` entries are pending.
 """
 
 from __future__ import annotations

@@ -32,7 +32,13 @@ reference is not mistaken for it. Known keys are read in batches (no query per e
 are inserted with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so when the same file is
 imported twice at once, the second import waits on the first one's rows and finds them
 duplicates: each line is credited once. A statement already imported (same account and
-identity) is not recorded again; its lines are counted as duplicates.
+identity) is not recorded again; its lines are counted as duplicates (new lines of a re-sent
+statement are added to it). A file whose exact bytes were imported before (SHA-256 of the file,
+kept on the statements it created with its line count) is answered from that record without
+parsing: every line is a duplicate. That is sound because imports are all-or-nothing and lines
+are never deleted.
+
+A single-detail entry is recorded at the entry's (booked) amount; only batches must add up.
 
 Lock order (deadlock-free between concurrent imports and against claim approval): statement rows
 (sorted by account and identity) -> transaction keys (sorted) -> account rows (sorted, before
@@ -172,13 +178,9 @@ def _split(entry: ParsedEntry, *, where: str) -> list[tuple[int, ParsedDetail, D
     """REM-6: (detail index, detail, amount) per transaction of the entry."""
     details = entry.details or [ParsedDetail(amount=None, currency=None)]
     if len(details) == 1:
-        detail = details[0]
-        if detail.amount is not None and (detail.amount, detail.currency) != (entry.amount, entry.currency):
-            raise BatchMismatch(
-                f"{where}: its detail is {detail.amount} {detail.currency} but the entry is "
-                f"{entry.amount} {entry.currency}; nothing was imported."
-            )
-        return [(0, detail, entry.amount)]
+        # One transfer: the entry's amount is what was booked (a detail may show the amount
+        # before the bank's charges, or in the instructed currency).
+        return [(0, details[0], entry.amount)]
     if any(d.amount is None or d.currency != entry.currency for d in details):
         raise BatchMismatch(
             f"{where}: a batch of {len(details)} details where not every detail has an amount in "

@@ -141,9 +141,12 @@ def test_rem_2_shared_account_lines_stay_unmatched_and_uncredited(name, shared, 
 
 
 def test_rem_2_waiting_claims_are_matched_after_the_import_commits(shared, django_capture_on_commit_callbacks, now):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         do_import(sample("camt053_shared_v08.xml"), now)
     assert len(callbacks) == 1  # claims_match_pending runs once the lines are visible
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        do_import(sample("camt053_shared_v08.xml"), now)
+    assert callbacks == []  # nothing new arrived: nothing to match
 
 
 # --- REM-4 duplicates -----------------------------------------------------------------------------
@@ -246,6 +249,14 @@ def test_rem_6_batch_entry_becomes_one_transaction_per_detail(dedicated, custome
     ]
     assert all(t.status == Status.CREDITED for t in batch)
     assert len({t.ledger_entry_id for t in batch}) == 3
+
+
+def test_rem_6_single_detail_entry_is_booked_at_the_entry_amount(dedicated, customer, now):
+    """A lone detail may show the amount before the bank's charges: the booked entry counts."""
+    entry = build.Entry("98.50", ref="FEE-1", txs=[build.Tx("100.00", "Charged Payer")])
+    do_import(build.camt(statement_id="FEES", entries=[entry], closing=Decimal("1098.50")).encode(), now)
+    assert BankTransaction.objects.get().amount == Decimal("98.50")
+    assert ledger_total(customer) == Decimal("98.50")
 
 
 def test_rem_6_batch_whose_details_do_not_add_up_is_refused(dedicated, now):
