@@ -676,3 +676,20 @@ def test_rem_4_inbox_job_requeues_a_file_left_by_a_dead_run(inbox, dedicated, cu
     assert [f["file"] for f in outcome["imported"]] == ["camt053_v08.xml"]
     assert fresh.exists()
     assert ledger_total(customer) == build.STANDARD_CREDITABLE
+
+
+def test_statement_and_transaction_pages_render_for_a_superuser(client, queue):
+    client.force_login(UserFactory(username="root-stmt", is_superuser=True))
+    statement = BankStatement.objects.first()
+    txn = queue.first()
+    for url in (
+        reverse("admin:remittances_bankstatement_changelist"),
+        reverse("admin:remittances_bankstatement_change", args=[statement.pk]),
+        reverse("admin:remittances_bankstatement_changelist") + "?q=STMT-SHARED-1",
+        reverse("admin:remittances_banktransaction_changelist"),
+        reverse("admin:remittances_banktransaction_change", args=[txn.pk]),
+        reverse("admin:remittances_banktransaction_export"),
+        reverse(UPLOAD_URL),
+    ):
+        assert client.get(url).status_code == 200, url
+    assert client.get(reverse("admin:remittances_bankstatement_add")).status_code == 403  # bank records only
