@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from payments.models import Account, LedgerEntry
 
@@ -156,6 +158,7 @@ class BankStatement(models.Model):
     class Meta:
         ordering = ["-imported_at", "-id"]
         permissions = [("import_bankstatement", "Can import bank statements")]
+        indexes = [models.Index(fields=["file_sha256"], name="statement_file_sha256")]
         constraints = [
             models.UniqueConstraint(fields=["receiving_account", "identity"], name="statement_once_per_account"),
         ]
@@ -215,6 +218,9 @@ class BankTransaction(models.Model):
             models.Index(fields=["status", "received_at"]),
             models.Index(fields=["value_date"]),
             models.Index(fields=["amount"]),
+            # Admin search: exact bank reference, payer name by trigram (pg_trgm, payments 0003).
+            models.Index(fields=["bank_reference"], name="banktxn_bank_reference"),
+            GinIndex(OpClass(Upper("payer_name"), name="gin_trgm_ops"), name="banktxn_payer_trgm"),
         ]
         constraints = [
             # REM-4: an entry is known by its receiving account and the bank's reference for it.

@@ -144,6 +144,10 @@ BILLING_BEAT_SCHEDULE = {
         "every": timedelta(minutes=5),
     },
     "close-silent-accounts": {"task": "payments.close_silent_accounts", "every": timedelta(hours=1)},
+    "import-statement-inbox": {
+        "task": "remittances.import_statement_inbox",
+        "every": timedelta(minutes=5),
+    },
 }
 
 # --- Payment gateways ---------------------------------------------------------------------
