@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from billing_backoffice.errors import BillingError, Conflict
@@ -127,3 +127,66 @@ def ledger_reverse(*, entry_id: int, now: datetime, actor=None, memo: str = "") 
         kind=LedgerEntry.Kind.REVERSAL, reference=f"reversal:{original.reference}", now=now,
         actor=actor, memo=memo or f"Reversal of {original.reference}", reverses=original,
     )
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One credit for ``ledger_credit_many``: money in, for one business event."""
+
+    account_id: int
+    amount: Decimal
+    currency: str
+    kind: str
+    reference: str
+    memo: str = ""
+
+
+BULK_CHUNK = 5000
+
+
+@transaction.atomic
+def ledger_credit_many(*, credits: list[Credit], now: datetime, actor=None) -> dict[str, int]:
+    """Post many credits in a few statements, each at most once (I2); returns reference -> entry id.
+
+    For imports that credit thousands of bank entries: one INSERT ... ON CONFLICT DO NOTHING per
+    chunk instead of one ``ledger_post`` each. Only credits (amount > 0), so no balance floor is
+    involved (I3 concerns debits). The accounts are locked in id order first, like ``ledger_post``
+    does one by one, so settlement and other postings for these accounts serialise with it.
+    A reference already posted with other figures is refused (``ReferenceReused``) and the whole
+    call rolls back.
+    """
+    if not credits:
+        return {}
+    rows = []
+    for credit in credits:
+        amount = money(credit.amount)
+        if amount <= 0:
+            raise InvalidAmount(f"ledger_credit_many posts credits only; got {amount} for {credit.reference}.")
+        rows.append((credit.account_id, amount, credit.currency.upper(), credit.kind, credit.reference, credit.memo[:300]))
+    account_ids = sorted({row[0] for row in rows})
+    locked = list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk").values_list("pk", flat=True))
+    if len(locked) != len(account_ids):
+        raise AccountNotFound()
+    table = LedgerEntry._meta.db_table
+    posted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BULK_CHUNK):
+            chunk = rows[start:start + BULK_CHUNK]
+            cursor.execute(
+                f"""INSERT INTO {table} (account_id, amount, currency, kind, reference, memo, created_by_id, created_at)
+                SELECT u.account_id, u.amount, u.currency, u.kind, u.reference, u.memo, %s, %s
+                FROM unnest(%s::bigint[], %s::numeric[], %s::text[], %s::text[], %s::text[], %s::text[])
+                    AS u(account_id, amount, currency, kind, reference, memo)
+                ON CONFLICT (reference) DO NOTHING
+                RETURNING reference, id""",
+                [getattr(actor, "pk", None), now, *[list(column) for column in zip(*chunk)]],
+            )
+            posted.update(cursor.fetchall())
+    replays = {row[4]: row for row in rows if row[4] not in posted}
+    if replays:
+        for entry in LedgerEntry.objects.filter(reference__in=list(replays)):
+            account_id, amount, currency, kind, _, _ = replays[entry.reference]
+            if not _same_event(entry, account_id=account_id, amount=amount, currency=currency, kind=kind):
+                raise ReferenceReused(f"Reference {entry.reference} was already posted with other figures.")
+            posted[entry.reference] = entry.pk
+    return posted

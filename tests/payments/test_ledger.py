@@ -170,3 +170,45 @@ def test_i3_race_concurrent_debits_never_overdraw(now):
         thread.join(timeout=60)
     assert len(refused) == 5
     assert account_balance(account_id=account.pk, currency="USD") == Decimal("10.00")
+
+
+@pytest.mark.django_db
+def test_i2_bulk_credits_post_each_event_once(now):
+    from payments.services.ledger import Credit, ledger_credit_many
+
+    first, second = AccountFactory(), AccountFactory()
+    credits = [
+        Credit(account_id=first.pk, amount=Decimal("10.00"), currency="USD", kind=Kind.REMITTANCE_CREDIT, reference="bank-txn:1"),
+        Credit(account_id=second.pk, amount=Decimal("2.50"), currency="USD", kind=Kind.REMITTANCE_CREDIT, reference="bank-txn:2"),
+    ]
+    posted = ledger_credit_many(credits=credits, now=now)
+    again = ledger_credit_many(credits=credits, now=now)
+    assert posted == again and set(posted) == {"bank-txn:1", "bank-txn:2"}
+    assert LedgerEntry.objects.count() == 2
+    assert account_balance(account_id=first.pk, currency="USD") == Decimal("10.00")
+
+
+@pytest.mark.django_db
+def test_i2_bulk_credit_with_reused_reference_rolls_back_whole_call(now):
+    from payments.services.ledger import Credit, ledger_credit_many
+
+    account = AccountFactory()
+    credit(account, "10.00", "bank-txn:1", now)
+    with pytest.raises(ReferenceReused):
+        ledger_credit_many(credits=[
+            Credit(account_id=account.pk, amount=Decimal("5.00"), currency="USD", kind=Kind.REMITTANCE_CREDIT, reference="bank-txn:9"),
+            Credit(account_id=account.pk, amount=Decimal("99.00"), currency="USD", kind=Kind.REMITTANCE_CREDIT, reference="bank-txn:1"),
+        ], now=now)
+    assert list(LedgerEntry.objects.values_list("reference", flat=True)) == ["bank-txn:1"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [Decimal("-1.00"), Decimal("0.00"), Decimal("1.001")])
+def test_i6_bulk_credits_refuse_non_credits_and_sub_cent_amounts(amount, now):
+    from payments.services.ledger import Credit, ledger_credit_many
+
+    account = AccountFactory()
+    with pytest.raises(InvalidAmount):
+        ledger_credit_many(credits=[Credit(account_id=account.pk, amount=amount, currency="USD",
+                                           kind=Kind.REMITTANCE_CREDIT, reference="bank-txn:1")], now=now)
+    assert not LedgerEntry.objects.exists()
