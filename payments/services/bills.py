@@ -1,0 +1,222 @@
+"""Staff and scheduled writes on bills: overdue marking (CRED-3), manual payment (SET-3) and the
+automatic-settlement switch (SET-1). Automatic settlement itself is ``settlement.py``.
+
+Lock order everywhere: the account row first (as ``ledger_post`` and the settlement do), then
+the bill row, so the manual path, the settlement and a credit never deadlock each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing_backoffice.errors import BillingError, Conflict, NotFound
+from payments.errors import AccountNotFound
+from payments.models import Account, Bill, LedgerEntry
+from payments.services.ledger import account_balance, ledger_post
+from payments.services.settlement import (
+    UNPAID,
+    accounts_sync_outstanding,
+    payment_reference,
+    settlement_request,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class BillNotFound(NotFound):
+    code = "bill_not_found"
+    default_detail = "No such bill."
+
+
+class BillAlreadyPaid(Conflict):
+    code = "bill_already_paid"
+    rule = "SET-4"
+    default_detail = "This bill is already paid."
+
+
+class SettlementIsOn(BillingError):
+    """SET-3: manual payment is for accounts whose automatic settlement is off."""
+
+    code = "settlement_is_on"
+    rule = "SET-3"
+    default_detail = "Automatic settlement is on for this account: the settlement job pays its bills."
+
+
+class OlderBillUnpaid(BillingError):
+    code = "older_bill_unpaid"
+    rule = "SET-2"
+
+
+class BalanceTooLow(BillingError):
+    code = "balance_too_low"
+    rule = "SET-3"
+
+
+# -- CRED-3: overdue -----------------------------------------------------------------------------
+
+# One statement. Bills are claimed with SKIP LOCKED and the flag is set only on account rows
+# nobody holds, so marking never waits for (or deadlocks with) a settlement, which locks the
+# account first and the bills second; a bill being settled right now is marked by the next run.
+# The flag can only be false here if whoever issued the bill forgot it (both statuses count
+# as outstanding), and a settlement that skipped it re-syncs the flag itself.
+_MARK_OVERDUE_SQL = f"""
+    WITH due AS (
+        SELECT id FROM {Bill._meta.db_table}
+        WHERE status IN ('open', 'partially_paid') AND due_date < %(today)s
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    ),
+    marked AS (
+        UPDATE {Bill._meta.db_table} b SET status = 'overdue'
+        FROM due WHERE b.id = due.id
+        RETURNING b.account_id
+    ),
+    flagged AS (
+        UPDATE {Account._meta.db_table} a SET has_outstanding_bills = TRUE
+        FROM (
+            SELECT id FROM {Account._meta.db_table}
+            WHERE id IN (SELECT account_id FROM marked) AND NOT has_outstanding_bills
+            ORDER BY id
+            FOR UPDATE SKIP LOCKED
+        ) f
+        WHERE a.id = f.id
+        RETURNING a.id
+    )
+    SELECT (SELECT COUNT(*) FROM marked), (SELECT COUNT(*) FROM flagged)
+"""
+
+
+def bills_mark_overdue(*, now: datetime) -> int:
+    """CRED-3: an unpaid bill after its due date is overdue (one UPDATE); returns bills marked.
+
+    "After the due date": on the due date itself (UTC calendar day of ``now``) the bill is still
+    just due; from the next day on it is overdue. Paid bills are never touched.
+    """
+    today = timezone.localdate(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_MARK_OVERDUE_SQL, {"today": today})
+        marked, flagged = cursor.fetchone()
+    if marked:
+        logger.info("overdue: %s bill(s) marked overdue, %s account flag(s) set (CRED-3)", marked, flagged)
+    return marked
+
+
+# -- SET-3: manual payment -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def bill_pay_manual(*, bill_id: int, actor, now: datetime) -> Bill:
+    """SET-3: finance pays one bill from the account's balance (settlement switched off).
+
+    Refused when settlement is on (the job pays), when an older bill in the same currency is
+    still unpaid (SET-2), or when the balance does not cover the whole outstanding amount.
+    Decision: no partial manual payment. The action means "pay this bill"; paying part of it
+    would leave a bill that looks handled but is not, and partial payments are what the
+    automatic settlement does. A bill partially paid earlier is paid up to its total.
+
+    The ledger entry uses the settlement's reference (``settle:<bill>:<paid before>``), so the
+    two paths can never both pay the same allocation (SET-4); the entry records who paid it.
+    """
+    account_id = Bill.objects.filter(pk=bill_id).values_list("account_id", flat=True).first()
+    if account_id is None:
+        raise BillNotFound()
+    account = Account.objects.select_for_update().get(pk=account_id)
+    bill = Bill.objects.select_for_update().get(pk=bill_id)
+    if bill.status == Bill.Status.PAID:
+        raise BillAlreadyPaid()
+    if account.auto_settlement_enabled:
+        raise SettlementIsOn()
+    older = _older_unpaid(bill)
+    if older is not None:
+        raise OlderBillUnpaid(
+            f"Bill {older.reference} (issued {older.issued_at:%Y-%m-%d}) is older and still unpaid; "
+            "pay it first."
+        )
+    outstanding = bill.outstanding
+    available = max(account_balance(account_id=account_id, currency=bill.currency), 0)
+    if available < outstanding:
+        raise BalanceTooLow(
+            f"The balance of {available} {bill.currency} does not cover the {outstanding} "
+            f"{bill.currency} outstanding on this bill."
+        )
+    before = bill.amount_paid
+    posting = ledger_post(
+        account_id=account_id, amount=-outstanding, currency=bill.currency,
+        kind=LedgerEntry.Kind.BILL_PAYMENT,
+        reference=payment_reference(bill_id=bill.pk, amount_paid_before=before), now=now, actor=actor,
+        memo=f"Manual payment of bill {bill.pk} (SET-3): paid {before} -> {bill.total} of {bill.total}",
+    )
+    if not posting.created:  # the row says unpaid, the ledger says paid: never pay again
+        raise BillAlreadyPaid("This allocation of the bill was already posted to the ledger.")
+    bill.amount_paid = bill.total
+    bill.status = Bill.Status.PAID
+    bill.paid_at = now
+    bill.save(update_fields=["amount_paid", "status", "paid_at"])
+    with connection.cursor() as cursor:
+        accounts_sync_outstanding(cursor, account_ids=[account_id])
+    logger.info("bill %s paid manually by user %s (SET-3)", bill.pk, getattr(actor, "pk", None))
+    return bill
+
+
+def _older_unpaid(bill: Bill) -> Bill | None:
+    """The oldest unpaid bill of the same account and currency issued before this one (SET-2)."""
+    return (
+        Bill.objects.filter(account_id=bill.account_id, currency=bill.currency, status__in=UNPAID)
+        .filter(Q(issued_at__lt=bill.issued_at) | Q(issued_at=bill.issued_at, pk__lt=bill.pk))
+        .order_by("issued_at", "pk")
+        .first()
+    )
+
+
+# -- SET-1: the switch ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def settlement_switch(*, account_id: int, enabled: bool, actor, now: datetime) -> Account:
+    """SET-1: switch automatic settlement on or off for one account, recording who and when.
+
+    The record is an admin ``LogEntry`` on the account (user, time, message), shown in the
+    account's history, plus a log line. Switching it on asks for a settlement at once (the
+    account may hold money and unpaid bills). Setting the current value changes nothing and
+    records nothing.
+    """
+    try:
+        account = Account.objects.select_for_update().get(pk=account_id)
+    except Account.DoesNotExist:
+        raise AccountNotFound() from None
+    if account.auto_settlement_enabled == enabled:
+        return account
+    account.auto_settlement_enabled = enabled
+    account.save(update_fields=["auto_settlement_enabled"])
+    state = "on" if enabled else "off"
+    message = f"Automatic settlement switched {state} (SET-1)."
+    if actor is not None:
+        LogEntry.objects.create(
+            user_id=actor.pk, content_type=ContentType.objects.get_for_model(Account),
+            object_id=str(account.pk), object_repr=str(account)[:200], action_flag=CHANGE,
+            change_message=message, action_time=now,
+        )
+    logger.info("account %s: automatic settlement switched %s by user %s", account.pk, state,
+                getattr(actor, "pk", None))
+    if enabled:
+        settlement_request(account_id=account.pk)
+    return account
+
+
+def settlement_switch_history(*, account_id: int, limit: int = 20) -> list[LogEntry]:
+    """The last switches of an account (newest first), as recorded by ``settlement_switch``."""
+    return list(
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Account), object_id=str(account_id),
+            change_message__startswith="Automatic settlement switched",
+        )
+        .select_related("user")
+        .order_by("-action_time", "-pk")[:limit]
+    )
