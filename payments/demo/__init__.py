@@ -8,7 +8,8 @@ ELIG-2 per region, DEF-1/DEF-2 (one default, only active or expired), LINK-1 (fi
 among live methods), HOLD-2 (deadline = placed + 24 h), LINK-7 (an attempt for every link).
 Card numbers are generated, fingerprinted and dropped; only last4 + fingerprint are kept (SEC-1).
 
-Idempotent: accounts are keyed by uid ``DEMO000000``..; a run creates only the missing accounts
+Idempotent: accounts are keyed by their uid (``demo_uid(index)``, 16 digits starting ``99990``); a
+run creates only the missing accounts
 (with their methods, holds, challenges and attempts) and leaves existing rows alone. Each account
 draws from its own generator seeded by its index, so the data is the same on every run and every
 machine; times are relative to the ``now`` the caller passes.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from stdnum import luhn
+
 from payments.eligibility import Network, Region
 from payments.models import LinkAttempt
 
 ACCOUNT_COUNT = 300
-UID_PREFIX = "DEMO"
+# Demo UIDs are 16 digits like real ones, so staff find them the same way in the admin (digits
+# search the UID): "99990", the index, and a last digit that keeps the UID from being Luhn-valid
+# (a UID is never taken for a card number, SEC-1). Real UIDs start with 99990 about once in 10^5.
+UID_PREFIX = "99990"
 SEED = "billing-demo-v1"
 Reason = LinkAttempt.Reason
 
@@ -71,4 +76,5 @@ REFUSALS = [
 
 
 def demo_uid(index: int) -> str:
-    return f"{UID_PREFIX}{index:06d}"
+    body = f"{UID_PREFIX}{index:010d}"
+    return next(body + digit for digit in "0123456789" if not luhn.is_valid(body + digit))

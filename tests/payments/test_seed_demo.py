@@ -48,7 +48,7 @@ def test_seed_demo_twice_creates_and_changes_nothing_the_second_time():
     second_output = seed()
 
     assert snapshot() == first
-    assert Account.objects.filter(uid__startswith="DEMO").count() == demo.ACCOUNT_COUNT == 300
+    assert Account.objects.filter(uid__startswith=demo.UID_PREFIX).count() == demo.ACCOUNT_COUNT == 300
     assert "300 accounts created, 0 already present" in first_output
     assert "0 accounts created, 300 already present" in second_output
     for label, model in (("payment methods", PaymentMethod), ("link attempts", LinkAttempt)):
@@ -231,6 +231,16 @@ def test_sec_3_demo_users_have_their_roles_and_log_in_with_demo_password(client,
     assert "a-demo-password-from-env" in output
     # Accounts are looked after by the demo manager.
     assert not Account.objects.exclude(account_manager=manager).exists()
+
+
+def test_sec_3_demo_manager_and_finance_see_the_demo_accounts_in_the_admin(client):
+    """The demo logins work with the roles' real permissions (granted by the staff migrations)."""
+    seed()
+    for name in ("manager", "finance"):
+        client.force_login(get_user_model().objects.get(username=name))
+        page = client.get("/admin/payments/account/", {"q": demo.demo_uid(7)})  # found by its digits
+        assert page.status_code == 200, name
+        assert [account.uid for account in page.context["cl"].result_list] == [demo.demo_uid(7)], name
 
 
 def test_seed_demo_resets_a_demo_password_that_no_longer_matches(client, settings):

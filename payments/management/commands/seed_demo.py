@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from payments.demo import ACCOUNT_COUNT, UID_PREFIX, seed_demo
+from payments.demo import ACCOUNT_COUNT, demo_uid, seed_demo
 
 
 class Command(BaseCommand):
@@ -24,7 +24,8 @@ class Command(BaseCommand):
         seconds = (timezone.now() - started).total_seconds()
         out = self.stdout
         out.write(
-            f"Demo data ({UID_PREFIX}* accounts): {result.created_accounts} accounts created, "
+            f"Demo data (account UIDs {demo_uid(0)} to {demo_uid(ACCOUNT_COUNT - 1)}): "
+            f"{result.created_accounts} accounts created, "
             f"{result.existing_accounts} already present of {ACCOUNT_COUNT} ({seconds:.1f} s)."
         )
         width = max(len(name) for name in result.counts)
