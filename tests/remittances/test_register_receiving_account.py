@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from remittances.models import RemittanceAccount
 from remittances.services.accounts import dedicated_account_issue
@@ -75,9 +74,9 @@ def test_rem_1_command_refuses_a_dedicated_accounts_number(am, now):
 
 def run_manage(*args: str):
     """The real ``manage.py`` against the test database (committed data, transactional test)."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "billing_backoffice.settings.test"}
+    from tests.conftest import current_database_url
+
+    env = {**os.environ, "DATABASE_URL": current_database_url(), "DJANGO_SETTINGS_MODULE": "billing_backoffice.settings.test"}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

@@ -406,9 +406,9 @@ def test_command_process_exit_code_and_stderr(dedicated):
 
 
 def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    from tests.conftest import current_database_url
+
+    return current_database_url()
 
 
 def test_command_refuses_oversized_file_before_reading(dedicated, settings):
