@@ -1,0 +1,119 @@
+"""Today's billing figures on the admin index (``billing_backoffice/dashboard.py``): the right
+numbers per currency, only for staff who may see them, at a fixed number of queries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from billing_backoffice.dashboard import Figure, billing_dashboard
+from payments.models import Bill, Charge, LedgerEntry
+from payments.services.ledger import ledger_post
+from tests.factories import AccountFactory, UserFactory
+from tests.payments.invariants import credit, make_bill
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+Status = Bill.Status
+
+
+def staff_with(*codenames, username="dash"):
+    user = UserFactory(username=username)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="payments", codename__in=codenames))
+    return type(user).objects.get(pk=user.pk)
+
+
+def add_charge(account, *, amount, status, created_at, currency="USD", reason="issuer_declined"):
+    return Charge.objects.create(
+        account=account, kind=Charge.Kind.ORDER, amount=D(amount), currency=currency,
+        idempotency_key=f"dash-{account.pk}-{Charge.objects.count()}", status=status,
+        failure_reason=reason if status == Charge.Status.FAILED else "", created_at=created_at,
+    )
+
+
+def build_day(now):
+    """Figures of one day, with rows just outside every window."""
+    today = now.date()
+    a, b = AccountFactory(), AccountFactory()
+    make_bill(a, "100.00", issued_at=now - timedelta(days=40), due_date=today - timedelta(days=5), status=Status.OVERDUE)
+    make_bill(b, "30.00", issued_at=now - timedelta(days=40), due_date=today - timedelta(days=5), status=Status.OVERDUE,
+              amount_paid="10.00")
+    make_bill(b, "70.00", issued_at=now - timedelta(days=40), due_date=today - timedelta(days=5), status=Status.OVERDUE,
+              currency="EUR")
+    make_bill(a, "5.00", issued_at=now - timedelta(days=40), due_date=today - timedelta(days=5))  # past due, not marked
+    make_bill(a, "10.00", issued_at=now - timedelta(days=10), due_date=today)  # due today: in the week
+    make_bill(b, "20.00", issued_at=now - timedelta(days=10), due_date=today + timedelta(days=6))  # last day
+    make_bill(b, "40.00", issued_at=now - timedelta(days=10), due_date=today + timedelta(days=7))  # outside
+    add_charge(a, amount="9.00", status=Charge.Status.FAILED, created_at=now - timedelta(hours=23))
+    add_charge(b, amount="11.00", status=Charge.Status.FAILED, created_at=now - timedelta(hours=1), currency="EUR")
+    add_charge(a, amount="50.00", status=Charge.Status.FAILED, created_at=now - timedelta(hours=25))  # too old
+    add_charge(a, amount="60.00", status=Charge.Status.SUCCEEDED, created_at=now - timedelta(hours=1))
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    credit(a, "200.00", now=start)  # first second of the day
+    ledger_post(account_id=b.pk, amount=D("15.00"), currency="USD", kind=LedgerEntry.Kind.CLAIM_CREDIT,
+                reference=f"claim:{b.pk}", now=now)
+    credit(b, "7.00", now=now, currency="EUR")
+    credit(a, "999.00", now=start - timedelta(seconds=1))  # yesterday
+    ledger_post(account_id=a.pk, amount=D("1.00"), currency="USD", kind=LedgerEntry.Kind.ADJUSTMENT,
+                reference=f"adj:{a.pk}", now=now)  # not a credit of funds
+
+
+def test_cred_3_dashboard_figures_of_the_day(now):
+    build_day(now)
+    board = billing_dashboard(user=UserFactory(username="root", is_superuser=True), now=now)
+    assert board.overdue == [Figure("EUR", 1, D("70.00")), Figure("USD", 2, D("120.00"))]
+    assert board.due_this_week == [Figure("USD", 2, D("30.00"))]
+    assert board.failed_charges == [Figure("EUR", 1, D("11.00")), Figure("USD", 1, D("9.00"))]
+    assert board.credited_today == [Figure("EUR", 1, D("7.00")), Figure("USD", 2, D("215.00"))]
+
+
+def test_dashboard_costs_four_queries_whatever_the_data(now):
+    user = UserFactory(username="root", is_superuser=True)
+    with CaptureQueriesContext(connection) as empty:
+        billing_dashboard(user=user, now=now)
+    build_day(now)
+    build_day(now + timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as full:
+        billing_dashboard(user=user, now=now)
+    assert len(empty) == len(full) == 4
+
+
+def test_sec_3_dashboard_shows_only_what_the_user_may_see(now):
+    build_day(now)
+    assert billing_dashboard(user=UserFactory(username="nobody"), now=now) is None
+    ledger_only = billing_dashboard(user=staff_with("view_ledgerentry", username="ledger"), now=now)
+    assert ledger_only.overdue is None and ledger_only.failed_charges is None
+    assert ledger_only.credited_today is not None
+    bills_only = staff_with("view_bill", username="bills")
+    with CaptureQueriesContext(connection) as queries:
+        board = billing_dashboard(user=bills_only, now=now)
+    assert board.overdue and board.credited_today is None
+    assert not any("payments_charge" in q["sql"] or "payments_ledgerentry" in q["sql"] for q in queries)
+
+
+def test_admin_index_renders_the_figures_for_billing_staff(client):
+    now = timezone.now()
+    account = AccountFactory()
+    make_bill(account, "123.45", issued_at=now - timedelta(days=40), due_date=timezone.localdate() - timedelta(days=3),
+              status=Status.OVERDUE)
+    client.force_login(staff_with("view_bill", "view_charge", "view_ledgerentry", username="fin"))
+    page = client.get(reverse("admin:index"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="billing-dashboard"' in html and 'id="dashboard-overdue"' in html
+    assert "123.45" in html and reverse("admin:payments_bill_changelist") + "?due=overdue" in html
+    assert 'class="model-bill"' in html  # the app list is still there
+
+
+def test_admin_index_without_billing_permissions_has_no_figures(client):
+    client.force_login(staff_with("view_account", username="acct-viewer"))
+    page = client.get(reverse("admin:index"))
+    assert page.status_code == 200 and b"billing-dashboard" not in page.content
+    assert b"Accounts" in page.content
