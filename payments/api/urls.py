@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from payments.api import views
+from payments.api import billing, views
 
 app_name = "payments-api"
 
@@ -17,6 +17,8 @@ urlpatterns = [
         views.PaymentMethodListView.as_view(),
         name="payment-method-list",
     ),
+    path("accounts/<int:account_id>/usage/", billing.UsageCreateView.as_view(), name="usage-create"),
+    path("accounts/<int:account_id>/orders/", billing.OrderCreateView.as_view(), name="order-create"),
     path("paypal/<int:method_id>/agreement/", views.PayPalAgreementView.as_view(), name="paypal-agreement"),
     path("three-ds/<int:challenge_id>/complete/", views.ThreeDSCompleteView.as_view(), name="three-ds-complete"),
     path("payment-methods/<int:method_id>/", views.PaymentMethodDetailView.as_view(), name="payment-method-detail"),

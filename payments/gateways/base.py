@@ -43,6 +43,20 @@ class VoidResult:
 
 
 @dataclass(frozen=True)
+class ChargeResult:
+    """The outcome of one charge (PAY-1..5). Exactly the amount asked is charged (PAY-4: no fee).
+
+    ``requires_3ds``: the processor's risk check wants the cardholder to pass 3-D Secure before it
+    charges (only ever for a customer-initiated charge, PAY-1); nothing was charged.
+    """
+
+    succeeded: bool
+    gateway_reference: str = ""
+    decline_code: str = ""  # issuer_declined, insufficient_funds, not_enabled_online
+    requires_3ds: bool = False
+
+
+@dataclass(frozen=True)
 class Agreement:
     agreement_id: str
     approval_url: str
@@ -61,6 +75,21 @@ class CardGateway(Protocol):
 
     def void(self, *, authorization_id: str, idempotency_key: str) -> VoidResult: ...
 
+    def charge(
+        self,
+        *,
+        token: str,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        idempotency_key: str,
+        customer_initiated: bool = False,
+    ) -> ChargeResult:
+        """Charge ``amount`` to the card. ``customer_initiated`` is True for an order the customer
+        places (PAY-1): only then may the risk check ask for 3-D Secure; merchant-initiated charges
+        (usage thresholds, month-end deductions) are exempt, as with real processors."""
+        ...
+
 
 class PayPalGateway(Protocol):
     def create_agreement(
@@ -72,3 +101,14 @@ class PayPalGateway(Protocol):
     ) -> Authorization: ...
 
     def void(self, *, authorization_id: str, idempotency_key: str) -> VoidResult: ...
+
+    def charge(
+        self,
+        *,
+        agreement_id: str,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        idempotency_key: str,
+        customer_initiated: bool = False,
+    ) -> ChargeResult: ...

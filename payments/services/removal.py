@@ -18,6 +18,9 @@ def account_blocks_removing_last_active_method(account: Account) -> str | None:
         return "the account has running resources"
     if account.has_outstanding_bills:
         return "the account has outstanding or overdue bills"
+    # The bills themselves, not only the flag: open, partially paid or overdue ones block it.
+    if account.bills.filter(status__in=account.bills.model.UNPAID_STATUSES).exists():
+        return "the account has outstanding or overdue bills"
     return None
 
 

@@ -1,0 +1,174 @@
+"""Console API: pay-as-you-go usage (PAY-2) and subscription orders (PAY-1, CRED-3).
+
+Parse the shape, call one service, render. I6 at the edge: ``amount`` must be a JSON *string*
+holding a decimal with at most 2 places; a JSON number (a float once parsed) is refused with 400
+rather than rounded. A reference reused with other figures answers 409; a rule that refuses the
+order itself (KYC PAY-5, no usable method HOLD-3, credit limit CRED-3) answers 422 and creates
+nothing. A declined or 3DS-blocked charge does not refuse the order: the answer is 201 with the
+open bill and the failed charge, its reason and rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from billing_backoffice.errors import BillingError
+from payments.api.schema import EnumField
+from payments.api.serializers import ErrorSerializer
+from payments.api.views import ConsoleAPIView
+from payments.models import Bill, Charge, UsageRecord
+from payments.services import billing as billing_services
+from payments.services import charging
+
+_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+
+ERROR_TEXT = {
+    400: "Malformed input (an amount that is not a decimal string with at most 2 places, an unknown "
+    "currency, a period that is not YYYY-MM...); `fields` names the fields at fault.",
+    401: "Missing or invalid token.",
+    404: "Unknown account.",
+    409: "The reference was already used with other figures (I2).",
+    422: "A rule refused the order (PAY-5 KYC, HOLD-3 no usable method, CRED-3 credit limit); nothing was created.",
+}
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_TEXT[code]) for code in (401, *codes)}
+
+
+def _shape(check, value):
+    """Run a service input helper; its refusal is a malformed field here (400), not a rule (422)."""
+    try:
+        return check(value)
+    except BillingError as error:
+        raise serializers.ValidationError(error.detail) from None
+
+
+class MoneyInputSerializer(serializers.Serializer):
+    amount = serializers.CharField(
+        max_length=20, trim_whitespace=False,
+        help_text='Decimal as a string, more than zero, at most 2 decimal places, e.g. "12.50".',
+    )
+    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 alpha-3, e.g. USD.")
+    reference = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9:._/-]*$", max_length=100,
+        help_text="The console's unique reference for this event; sending it again is idempotent.",
+    )
+
+    def to_internal_value(self, data):
+        # CharField would turn 12.5 or 1e3 into "12.5"/"1000.0": the type is checked first (I6).
+        if isinstance(data, dict) and "amount" in data and not isinstance(data["amount"], str):
+            raise serializers.ValidationError(
+                {"amount": ['Send the amount as a string such as "12.50", never as a JSON number.']}
+            )
+        return super().to_internal_value(data)
+
+    def validate_amount(self, value: str):
+        if not _DECIMAL.fullmatch(value):
+            raise serializers.ValidationError("A decimal such as 12.50: digits, at most 2 decimal places.")
+        return _shape(billing_services.positive_amount, value)
+
+    def validate_currency(self, value: str) -> str:
+        return _shape(billing_services.currency_code, value)
+
+
+class UsageCreateSerializer(MoneyInputSerializer):
+    period = serializers.CharField(max_length=7, help_text="Billing month, YYYY-MM.")
+
+    def validate_period(self, value: str) -> str:
+        return _shape(billing_services.billing_period, value)
+
+
+class OrderCreateSerializer(MoneyInputSerializer):
+    kind = EnumField(Bill.OrderKind, enum_name="OrderKindEnum")
+
+
+class UsageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    period = serializers.CharField()
+    reference = serializers.CharField()
+    status = EnumField(UsageRecord.Status, enum_name="UsageStatusEnum")
+    reported_at = serializers.DateTimeField()
+
+
+class BillSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    account = serializers.IntegerField(source="account_id")
+    kind = EnumField(Bill.Kind, enum_name="BillKindEnum")
+    order_kind = serializers.CharField(help_text="purchase, upgrade or renewal for an order; blank otherwise.")
+    reference = serializers.CharField()
+    issued_at = serializers.DateTimeField()
+    due_date = serializers.DateField()
+    amount_before_tax = serializers.DecimalField(max_digits=14, decimal_places=2)
+    tax = serializers.DecimalField(max_digits=14, decimal_places=2)
+    total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    amount_paid = serializers.DecimalField(max_digits=14, decimal_places=2)
+    status = EnumField(Bill.Status, enum_name="BillStatusEnum")
+
+
+class ChargeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = EnumField(Charge.Kind, enum_name="ChargeKindEnum")
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    status = EnumField(Charge.Status, enum_name="ChargeStatusEnum")
+    failure_reason = serializers.CharField(help_text="Why it failed (kyc_required, issuer_declined...), else blank.")
+    failure_rule = serializers.CharField(help_text="The rule behind the failure (PAY-5, HOLD-3...), else blank.")
+    failure_detail = serializers.CharField()
+    payment_method = serializers.IntegerField(source="payment_method_id", allow_null=True)
+
+
+class OrderSerializer(serializers.Serializer):
+    bill = BillSerializer()
+    charge = ChargeSerializer(
+        allow_null=True,
+        help_text="The charge to the default method; null for a credit-approved account (PAY-6).",
+    )
+
+
+class UsageCreateView(ConsoleAPIView):
+    @extend_schema(
+        summary="Report pay-as-you-go usage (PAY-2, HOLD-4)",
+        description=(
+            "201 with the usage record; 200 with the first record when the same reference is sent "
+            "again with the same figures. Usage accumulates until the account's threshold is "
+            "charged (PAY-2) or the monthly bill is generated (PAY-3)."
+        ),
+        request=UsageCreateSerializer,
+        responses={201: UsageSerializer, 200: UsageSerializer, **_errors(400, 404, 409)},
+    )
+    def post(self, request, account_id: int):
+        form = UsageCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        result = charging.usage_record(account_id=account_id, now=timezone.now(), **form.validated_data)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(UsageSerializer(result.record).data, status=code)
+
+
+class OrderCreateView(ConsoleAPIView):
+    @extend_schema(
+        summary="Place a subscription order (PAY-1, PAY-5, PAY-6, CRED-3)",
+        description=(
+            "201 with the bill and the outcome of its charge to the default method (`succeeded`, "
+            "or `failed` with `failure_reason` and `failure_rule`, or `pending` while the gateway "
+            "is retried). Credit-approved accounts are not charged: `charge` is null and the bill "
+            "waits for a bank transfer. 200 when the same reference is sent again with the same figures."
+        ),
+        request=OrderCreateSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer, **_errors(400, 404, 409, 422)},
+    )
+    def post(self, request, account_id: int):
+        form = OrderCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        result = charging.order_place(account_id=account_id, now=timezone.now(), **form.validated_data)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(OrderSerializer({"bill": result.bill, "charge": result.charge}).data, status=code)

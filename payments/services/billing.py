@@ -1,0 +1,283 @@
+"""Creating bills: order and threshold bills, and the month-end bills (PAY-3, CRED-3).
+
+A bill is made once per business event, guarded by its unique ``reference``:
+
+- ``order:{console reference}`` for a subscription order (PAY-1),
+- ``usage-threshold:{account}:{currency}:{first usage id}`` for a threshold charge (PAY-2),
+- ``monthly:{account}:{period}:{currency}`` for the month (PAY-3). The currency is part of it
+  because a bill has one currency and an account may report usage in several; usage reported
+  for a month whose bill already exists goes on a supplementary bill
+  ``monthly:{account}:{period}:{currency}:{first usage id}``.
+
+Tax is zero for now (``bill_tax``): the rules name no tax rates, and ``Bill.total`` is checked by
+a constraint to be ``amount_before_tax + tax``, so adding a rate table later changes one function.
+
+The month-end generation is set-based: a chunk of accounts costs the same few statements
+whatever its size (claim the usage rows and insert the bills in one statement, link the rows to
+their bills in a second, flag the accounts as owing in a third), so a run over N accounts costs
+O(N / chunk) queries.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pycountry
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
+
+from billing_backoffice.errors import BillingError
+from payments.models import Account, Bill, UsageRecord
+from payments.services.ledger import InvalidAmount, money
+
+# CRED-3: a credit-approved account pays its bills by bank transfer within these terms.
+CREDIT_PAYMENT_TERMS = timedelta(days=30)
+MONTHLY_CHUNK_SIZE = 500  # accounts per month-end task; settings.BILLING_MONTHLY_CHUNK_SIZE overrides
+_PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+NOT_MONEY = {"XAU", "XAG", "XPT", "XPD", "XDR", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"}
+
+
+class InvalidCurrency(BillingError):
+    code = "invalid_currency"
+    rule = "I6"
+
+
+class InvalidPeriod(BillingError):
+    code = "invalid_period"
+    rule = "PAY-3"
+
+
+class InvalidReference(BillingError):
+    code = "invalid_reference"
+    rule = "I2"
+
+
+# --- input helpers (the API runs them too, answering 400) ------------------------------------
+
+
+def currency_code(value) -> str:
+    """I6: an ISO 4217 alpha-3 code of real money, upper-cased (``usd`` -> ``USD``)."""
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if len(code) != 3 or not code.isalpha() or code in NOT_MONEY or pycountry.currencies.get(alpha_3=code) is None:
+        raise InvalidCurrency(f"{value!r} is not an ISO 4217 currency code.")
+    return code
+
+
+def positive_amount(value) -> Decimal:
+    """I6: a Decimal with at most two places, more than zero and small enough for the columns."""
+    amount = money(value)
+    if amount <= 0:
+        raise InvalidAmount(f"The amount must be more than zero ({amount}).")
+    if amount >= Decimal("1e12"):
+        raise InvalidAmount("The amount is too large.")
+    return amount
+
+
+def billing_period(value) -> str:
+    """A billing month, ``YYYY-MM``."""
+    if not isinstance(value, str) or not _PERIOD.fullmatch(value):
+        raise InvalidPeriod(f"{value!r} is not a billing month (YYYY-MM).")
+    return value
+
+
+def console_reference(value) -> str:
+    """I2: the console's reference for one event: 1..100 characters, no surrounding blanks."""
+    if not isinstance(value, str) or not value or value != value.strip() or len(value) > 100:
+        raise InvalidReference("A reference is 1 to 100 characters with no surrounding blanks.")
+    return value
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    year, month = (int(part) for part in billing_period(period).split("-"))
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def bill_tax(*, account: Account, amount_before_tax: Decimal, currency: str) -> Decimal:
+    """Tax on a bill: zero until a per-region rate table is agreed (see the module docstring)."""
+    return Decimal("0.00")
+
+
+def bill_due_date(*, account: Account, now: datetime) -> date:
+    """CRED-3: credit accounts pay by transfer within the terms; others are charged at issue."""
+    return now.date() + CREDIT_PAYMENT_TERMS if account.credit_approved else now.date()
+
+
+# --- single bills ------------------------------------------------------------------------------
+
+
+def bill_create(
+    *,
+    account: Account,
+    kind: str,
+    reference: str,
+    amount_before_tax: Decimal,
+    currency: str,
+    now: datetime,
+    order_kind: str = "",
+) -> Bill:
+    """Insert one bill (inside the caller's transaction). A reused reference raises IntegrityError
+    from a savepoint, so the caller can look up the first bill and compare it."""
+    tax = bill_tax(account=account, amount_before_tax=amount_before_tax, currency=currency)
+    with transaction.atomic():
+        bill = Bill.objects.create(
+            account=account, kind=kind, order_kind=order_kind, reference=reference,
+            issued_at=now, due_date=bill_due_date(account=account, now=now),
+            amount_before_tax=amount_before_tax, tax=tax, total=amount_before_tax + tax,
+            currency=currency,
+        )
+    # DEL-3: the account now has an outstanding bill (the settlement clears the flag again).
+    Account.objects.filter(pk=account.pk, has_outstanding_bills=False).update(has_outstanding_bills=True)
+    return bill
+
+
+def account_unpaid_total(*, account_id: int, currency: str) -> Decimal:
+    """CRED-3: what the account still owes on its bills in ``currency``."""
+    owed = Bill.objects.filter(
+        account_id=account_id, currency=currency, status__in=Bill.UNPAID_STATUSES
+    ).aggregate(owed=Sum(F("total") - F("amount_paid")))["owed"]
+    return owed or Decimal("0.00")
+
+
+# --- month end (PAY-3, CRED-3) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountChunk:
+    """Accounts ``first_account_id`` .. ``last_account_id`` (inclusive; None: no upper bound)."""
+
+    first_account_id: int
+    last_account_id: int | None
+
+
+def monthly_chunk_size() -> int:
+    return getattr(settings, "BILLING_MONTHLY_CHUNK_SIZE", MONTHLY_CHUNK_SIZE)
+
+
+def monthly_bill_chunks(*, period: str, chunk_size: int | None = None) -> list[AccountChunk]:
+    """Split the accounts with unbilled usage in ``period`` into chunks of ``chunk_size`` accounts.
+
+    One query returns only every ``chunk_size``-th account id (the chunk boundaries), so the
+    fan-out never loads the account list itself.
+    """
+    period = billing_period(period)
+    chunk_size = chunk_size or monthly_chunk_size()
+    usage = UsageRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT account_id FROM (
+                SELECT account_id, row_number() OVER (ORDER BY account_id) AS n
+                FROM (SELECT DISTINCT account_id FROM {usage} WHERE status = %s AND period = %s) AS a
+            ) AS numbered
+            WHERE (n - 1) %% %s = 0 ORDER BY account_id
+            """,
+            [UsageRecord.Status.UNBILLED, period, chunk_size],
+        )
+        starts = [row[0] for row in cursor.fetchall()]
+    return [
+        AccountChunk(start, starts[i + 1] - 1 if i + 1 < len(starts) else None) for i, start in enumerate(starts)
+    ]
+
+
+def _claim_and_insert_bills_sql() -> str:
+    usage, bill, account = UsageRecord._meta.db_table, Bill._meta.db_table, Account._meta.db_table
+    # 1. lock the chunk's unbilled rows of the month in id order (the threshold charge locks the
+    #    same rows in the same order, so the two never deadlock; rows it took meanwhile are
+    #    re-checked after the wait and skipped),
+    # 2. mark them billed, 3. one bill per account and currency from their sums.
+    return f"""
+        WITH locked AS (
+            SELECT id FROM {usage}
+            WHERE status = %(unbilled)s AND period = %(period)s
+              AND account_id >= %(first)s AND (%(last)s::bigint IS NULL OR account_id <= %(last)s::bigint)
+            ORDER BY id FOR UPDATE
+        ), claimed AS (
+            UPDATE {usage} AS u SET status = %(billed)s FROM locked
+            WHERE u.id = locked.id AND u.status = %(unbilled)s
+            RETURNING u.id, u.account_id, u.currency, u.amount
+        ), totals AS (
+            SELECT account_id, currency, SUM(amount) AS amount, MIN(id) AS first_id,
+                   'monthly:' || account_id || ':' || %(period)s || ':' || currency AS canonical
+            FROM claimed GROUP BY account_id, currency
+        )
+        INSERT INTO {bill} (
+            account_id, kind, order_kind, reference, period_start, period_end, issued_at, due_date,
+            amount_before_tax, tax, total, currency, amount_paid, status, paid_at
+        )
+        SELECT t.account_id, %(kind)s, '',
+               CASE WHEN EXISTS (SELECT 1 FROM {bill} AS b WHERE b.reference = t.canonical)
+                    THEN t.canonical || ':' || t.first_id ELSE t.canonical END,
+               %(start)s, %(end)s, %(now)s,
+               CASE WHEN a.credit_approved THEN %(credit_due)s::date ELSE %(due)s::date END,
+               t.amount, 0, t.amount, t.currency, 0, %(open)s, NULL
+        FROM totals AS t JOIN {account} AS a ON a.id = t.account_id
+        ORDER BY t.account_id, t.currency
+        RETURNING id
+    """
+
+
+def _flag_accounts_sql() -> str:
+    # DEL-3: every billed account now has an outstanding bill (the settlement clears it again).
+    account, bill = Account._meta.db_table, Bill._meta.db_table
+    return f"""
+        UPDATE {account} SET has_outstanding_bills = TRUE
+        WHERE id IN (SELECT account_id FROM {bill} WHERE id = ANY(%(bill_ids)s)) AND NOT has_outstanding_bills
+    """
+
+
+def _link_usage_sql() -> str:
+    usage, bill = UsageRecord._meta.db_table, Bill._meta.db_table
+    # Only this transaction's rows are billed without a bill: the claim and this link commit
+    # together, and other transactions' claims are invisible (still unbilled) to this statement.
+    return f"""
+        UPDATE {usage} AS u SET bill_id = b.id
+        FROM {bill} AS b
+        WHERE b.id = ANY(%(bill_ids)s) AND u.account_id = b.account_id AND u.currency = b.currency
+          AND u.period = %(period)s AND u.status = %(billed)s AND u.bill_id IS NULL
+    """
+
+
+def monthly_bills_generate_chunk(*, period: str, now: datetime, chunk: AccountChunk) -> list[int]:
+    """PAY-3 / CRED-3: bill the unbilled usage of ``period`` for one chunk of accounts.
+
+    One monthly bill per account and currency (due at issue; +30 days for credit accounts),
+    the usage rows marked billed and pointing at it, the accounts flagged as owing (DEL-3).
+    Three statements whatever the chunk's size.
+    Idempotent: a second run finds no unbilled usage and creates nothing. Returns the new bill ids.
+    """
+    first, end = period_bounds(period)
+    params = {
+        "period": period, "first": chunk.first_account_id, "last": chunk.last_account_id,
+        "unbilled": UsageRecord.Status.UNBILLED, "billed": UsageRecord.Status.BILLED,
+        "kind": Bill.Kind.MONTHLY, "open": Bill.Status.OPEN, "start": first, "end": end, "now": now,
+        "due": now.date(), "credit_due": now.date() + CREDIT_PAYMENT_TERMS,
+    }
+    for attempt in range(2):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(_claim_and_insert_bills_sql(), params)
+                bill_ids = [row[0] for row in cursor.fetchall()]
+                if bill_ids:
+                    cursor.execute(_link_usage_sql(), {**params, "bill_ids": bill_ids})
+                    cursor.execute(_flag_accounts_sql(), {"bill_ids": bill_ids})
+                return bill_ids
+        except IntegrityError:
+            # A concurrent run billed late usage of the same account and month under the same
+            # reference at the same moment; retrying picks the supplementary reference.
+            if attempt:
+                raise
+    return []  # pragma: no cover
+
+
+def monthly_bills_generate(*, period: str, now: datetime, chunk_size: int | None = None) -> int:
+    """PAY-3: every account's monthly bill for ``period``, chunk after chunk (the Celery task fans
+    the chunks out to workers instead). Returns how many bills were created."""
+    return sum(
+        len(monthly_bills_generate_chunk(period=period, now=now, chunk=chunk))
+        for chunk in monthly_bill_chunks(period=period, chunk_size=chunk_size)
+    )
