@@ -24,12 +24,18 @@ CARD_FINGERPRINT_KEY = env.str("CARD_FINGERPRINT_KEY", default="local-only-card-
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the OTP-enforcing site as admin.site (SEC-3)
+    "billing_backoffice.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "billing_backoffice",
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
@@ -38,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_countries",
     "pgtrigger",
+    "pghistory",  # audit trail (SEC-2): event tables filled by triggers
     "import_export",
     "payments",
     "remittances",
@@ -50,9 +57,44 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified() for the admin site
     "django.contrib.messages.middleware.MessageMiddleware",
+    "billing_backoffice.middleware.AuditContextMiddleware",  # who changed what (SEC-2)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
+
+# --- Staff login (SEC-3) ---------------------------------------------------------------------
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "billing_backoffice.staff_login.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# N failed logins (wrong password or wrong one-time code) per username + client IP lock that
+# pair out for the cool-off; a success resets the count. Unlock early: manage.py axes_reset_username.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "billing_backoffice.staff_login.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "billing_backoffice.staff_login.client_ip"
+# Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: use REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+# Second factor on every admin page. Off only for the local demo (`make run`) and the tests;
+# production.py turns it on, and the admin header says when it is off.
+ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Billing back office")
+# Staff sessions: a working day at most, and gone with the browser.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=8 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # the admin's forms carry the token; no script needs the cookie
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 ROOT_URLCONF = "billing_backoffice.urls"
 WSGI_APPLICATION = "billing_backoffice.wsgi.application"
@@ -144,6 +186,12 @@ BILLING_BEAT_SCHEDULE = {
         "every": timedelta(minutes=5),
     },
     "close-silent-accounts": {"task": "payments.close_silent_accounts", "every": timedelta(hours=1)},
+    # Charging (PAY-2, PAY-3). The monthly jobs default to the month just ended, so running them
+    # hourly is a cheap no-op once done, and late usage or late chunks are picked up.
+    "charge-usage-thresholds": {"task": "payments.charge_usage_thresholds", "every": timedelta(minutes=15)},
+    "generate-monthly-bills": {"task": "payments.generate_monthly_bills", "every": timedelta(hours=1)},
+    "month-end-deduction": {"task": "payments.month_end_deduction", "every": timedelta(hours=1)},
+    "retry-failed-charges": {"task": "payments.retry_failed_charges", "every": timedelta(minutes=30)},
     "import-statement-inbox": {
         "task": "remittances.import_statement_inbox",
         "every": timedelta(minutes=5),
@@ -219,5 +267,8 @@ LOGGING = {
         # WeasyPrint logs every rendering step at INFO.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # django-axes logs every login at INFO; lockouts (WARNING) still show, and every login is
+        # kept in its AccessLog table.
+        "axes": {"level": "WARNING"},
     },
 }

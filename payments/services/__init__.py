@@ -2,6 +2,23 @@
 
 from .accounts import account_close, account_create, account_deactivate, account_reactivate
 from .attempts import link_attempt_record
+from .billing import bill_create, monthly_bill_chunks, monthly_bills_generate, monthly_bills_generate_chunk
+from .charging import (
+    ChargeNotFound,
+    CreditLimitExceeded,
+    OrderReferenceReused,
+    OrderRefused,
+    UsageReferenceReused,
+    charge_execute,
+    charge_retry,
+    charges_retry_failed,
+    month_end_deduction_run,
+    order_place,
+    paypal_preauth_place,
+    threshold_charges_run,
+    usage_record,
+    usage_threshold_charge,
+)
 from .defaults import payment_method_activate, payment_method_make_default
 from .holds import HoldNotFound, HoldReleaseInProgress, hold_release, holds_claim_due, holds_release_due
 from .ledger import account_balance, ledger_post, ledger_reverse
@@ -21,6 +38,24 @@ from .linking import (
 from .removal import payment_method_remove
 
 __all__ = [
+    "ChargeNotFound",
+    "CreditLimitExceeded",
+    "OrderReferenceReused",
+    "OrderRefused",
+    "UsageReferenceReused",
+    "bill_create",
+    "charge_execute",
+    "charge_retry",
+    "charges_retry_failed",
+    "month_end_deduction_run",
+    "monthly_bill_chunks",
+    "monthly_bills_generate",
+    "monthly_bills_generate_chunk",
+    "order_place",
+    "paypal_preauth_place",
+    "threshold_charges_run",
+    "usage_record",
+    "usage_threshold_charge",
     "HoldNotFound",
     "HoldReleaseInProgress",
     "account_balance",
