@@ -10,8 +10,11 @@ race and state-machine step, plus small builders for bills and credits.
   is within its total, and its status matches (paid <=> amount_paid == total).
   A ``bill_payment`` reference names its bill in the second ``:``-separated field
   (``settle:<bill>:<paid before>``, the scheme shared by the settlement and manual payment).
-- I5 / SET-2: no bill has received a payment from the balance while an older bill (issued_at,
-  id) of the same account and currency is still unpaid. This assumes bills are issued in
+- I5 / SET-2: no bill has received a payment from the balance (``settle:`` entries: the
+  settlement and finance's manual payment) while an older bill (issued_at, id) of the same
+  account and currency is still unpaid. A card or PayPal charge for one bill (PAY-1, its entries
+  ``bill-payment:<bill>:charge:<charge>``) pays that bill with the charge's own money and is
+  not bound by the order. This assumes bills are issued in
   ``issued_at`` order (a bill issued later with an earlier ``issued_at`` would be "older" than
   bills already paid).
 - I1: the append-only trigger is installed on the ledger table.
@@ -141,7 +144,7 @@ def assert_billing_invariants() -> None:
         WHERE old.status <> 'paid'
           AND EXISTS (
               SELECT 1 FROM payments_ledgerentry e
-              WHERE e.kind = %s AND {BILL_OF_ENTRY} = young.id
+              WHERE e.kind = %s AND e.reference LIKE 'settle:%%' AND {BILL_OF_ENTRY} = young.id
           )
         """,
         [LedgerEntry.Kind.BILL_PAYMENT],

@@ -419,7 +419,9 @@ def test_set_2_sweep_fans_out_due_accounts_in_chunks(now, settings, monkeypatch,
     make_bill(off, "10.00", issued_at=day(1, now))
     credit(off, "10.00", now=now)
 
-    assert settlement_due_account_ids() == sorted(due)
+    with CaptureQueriesContext(connection) as queries:
+        assert settlement_due_account_ids() == sorted(due)
+    assert len(queries) == 1  # one query finds them, whatever their number
     sent = []
     monkeypatch.setattr(settlement_tasks.settle_chunk, "delay", lambda **kwargs: sent.append(kwargs))
     with django_capture_on_commit_callbacks(execute=True):
@@ -446,6 +448,14 @@ def test_set_4_two_beat_firings_in_one_window_pay_each_bill_once(now, monkeypatc
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.BILL_PAYMENT).count() == 6
     for a in accounts:
         assert account_balance(account_id=a.pk, currency="USD") == D("0.00")
+
+
+def test_cred_3_overdue_task_twice_has_no_second_effect(account):
+    bill = make_bill(account, "10.00", issued_at=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                     due_date=datetime(2020, 1, 31, tzinfo=timezone.utc).date())
+    assert settlement_tasks.mark_overdue_bills() == 1
+    assert settlement_tasks.mark_overdue_bills() == 0
+    assert fresh(bill).status == Status.OVERDUE
 
 
 @pytest.mark.parametrize(
