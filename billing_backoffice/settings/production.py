@@ -27,3 +27,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Staff access (SEC-3): the second factor on every admin page; `check --deploy` warns when off.
+ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=True)

@@ -35,3 +35,8 @@ class Command(BaseCommand):
         out.write(f"Demo logins (password: {settings.DEMO_PASSWORD}, from DEMO_PASSWORD):")
         for username, description in result.users.items():
             out.write(f"  {username:<8} {description}")
+        # SEC-3: say plainly whether the admin asks for a second factor.
+        if settings.ADMIN_REQUIRE_OTP:
+            out.write("Second factor required: enrol each login with `manage.py add_totp_device USERNAME`.")
+        else:
+            out.write("Second factor disabled (local demo): ADMIN_REQUIRE_OTP is off; never deploy like this.")

@@ -1,0 +1,26 @@
+"""App configs of the project package.
+
+- ``BillingBackofficeConfig``: the project package as an app, for its management commands
+  (``add_totp_device``) and its deploy check.
+- ``StaffAdminConfig``: ``django.contrib.admin`` with ``BillingAdminSite`` as the default site, so
+  ``admin.site`` and every ``@admin.register`` use the site that enforces the second factor.
+  The site's module imports django-otp models, so it is named here as a string and loaded only
+  when the admin first touches ``admin.site`` (after the models are ready).
+"""
+
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class BillingBackofficeConfig(AppConfig):
+    name = "billing_backoffice"
+    verbose_name = "Billing back office"
+    default = True
+
+    def ready(self) -> None:
+        from billing_backoffice import staff_login  # noqa: F401  (registers the deploy check)
+
+
+class StaffAdminConfig(admin_apps.AdminConfig):
+    default = False
+    default_site = "billing_backoffice.staff_login.BillingAdminSite"
