@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_countries",
     "pgtrigger",
+    "pghistory",  # audit trail (SEC-2): event tables filled by triggers
     "import_export",
     "payments",
     "remittances",
@@ -58,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified() for the admin site
     "django.contrib.messages.middleware.MessageMiddleware",
+    "billing_backoffice.middleware.AuditContextMiddleware",  # who changed what (SEC-2)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
@@ -184,6 +186,12 @@ BILLING_BEAT_SCHEDULE = {
         "every": timedelta(minutes=5),
     },
     "close-silent-accounts": {"task": "payments.close_silent_accounts", "every": timedelta(hours=1)},
+    # Charging (PAY-2, PAY-3). The monthly jobs default to the month just ended, so running them
+    # hourly is a cheap no-op once done, and late usage or late chunks are picked up.
+    "charge-usage-thresholds": {"task": "payments.charge_usage_thresholds", "every": timedelta(minutes=15)},
+    "generate-monthly-bills": {"task": "payments.generate_monthly_bills", "every": timedelta(hours=1)},
+    "month-end-deduction": {"task": "payments.month_end_deduction", "every": timedelta(hours=1)},
+    "retry-failed-charges": {"task": "payments.retry_failed_charges", "every": timedelta(minutes=30)},
     "import-statement-inbox": {
         "task": "remittances.import_statement_inbox",
         "every": timedelta(minutes=5),
