@@ -338,7 +338,7 @@ def test_sec_4_account_ledger_shows_entries_newest_first_with_running_balance(lo
     assert f"settle:{bill.pk}:0.00".encode() in response.content
 
 
-def test_sec_4_account_ledger_pages_keep_the_running_balance(login, settings):
+def test_sec_4_account_ledger_pages_keep_the_running_balance(login):
     from payments import billing_admin
 
     account = AccountFactory()

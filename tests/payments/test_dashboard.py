@@ -3,7 +3,7 @@ numbers per currency, only for staff who may see them, at a fixed number of quer
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
