@@ -2,6 +2,17 @@
 
 from .accounts import account_close, account_create, account_deactivate, account_reactivate
 from .attempts import link_attempt_record
+from .bills import (
+    BalanceTooLow,
+    BillAlreadyPaid,
+    BillNotFound,
+    OlderBillUnpaid,
+    SettlementIsOn,
+    bill_pay_manual,
+    bills_mark_overdue,
+    settlement_switch,
+    settlement_switch_history,
+)
 from .billing import bill_create, monthly_bill_chunks, monthly_bills_generate, monthly_bills_generate_chunk
 from .charging import (
     ChargeNotFound,
@@ -36,8 +47,31 @@ from .linking import (
     wallet_link,
 )
 from .removal import payment_method_remove
+from .settlement import (
+    SettlementConflict,
+    SettlementResult,
+    settle_accounts,
+    settlement_due_account_ids,
+    settlement_request,
+    settlement_request_many,
+)
 
 __all__ = [
+    "BalanceTooLow",
+    "BillAlreadyPaid",
+    "BillNotFound",
+    "OlderBillUnpaid",
+    "SettlementConflict",
+    "SettlementIsOn",
+    "SettlementResult",
+    "bill_pay_manual",
+    "bills_mark_overdue",
+    "settle_accounts",
+    "settlement_due_account_ids",
+    "settlement_request",
+    "settlement_request_many",
+    "settlement_switch",
+    "settlement_switch_history",
     "ChargeNotFound",
     "CreditLimitExceeded",
     "OrderReferenceReused",

@@ -294,3 +294,15 @@ def settlement_request(*, account_id: int) -> None:
     from payments.settlement_tasks import settle_account  # the tasks module imports this one
 
     settle_account.delay_on_commit(account_id=account_id)
+
+
+def settlement_request_many(*, account_ids) -> None:
+    """SET-2: like ``settlement_request`` for many accounts (a statement import), in chunk tasks."""
+    from django.conf import settings
+
+    from payments.settlement_tasks import settle_chunk
+
+    ids = sorted(set(account_ids))
+    size = getattr(settings, "SETTLEMENT_CHUNK_SIZE", 500)
+    for start in range(0, len(ids), size):
+        settle_chunk.delay_on_commit(account_ids=ids[start:start + size])

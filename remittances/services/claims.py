@@ -35,6 +35,7 @@ from billing_backoffice.errors import BillingError, Conflict, NotFound
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
 from payments.services.ledger import InvalidAmount, ReferenceReused, ledger_post, money
+from payments.services.settlement import settlement_request
 from remittances.models import (
     BankTransaction,
     RemittanceAccount,
@@ -491,7 +492,7 @@ def claim_approve(*, claim_id: int, actor, now: datetime) -> RemittanceClaim:
     claim.decided_by = actor
     claim.decided_at = now
     claim.save(update_fields=["status", "decided_by", "decided_at"])
-    # SET-2: settlement is triggered here once bills exist (issue 4).
+    settlement_request(account_id=claim.account_id)  # SET-2: pay open bills once this commits
     return claim
 
 

@@ -57,6 +57,7 @@ from django.db import IntegrityError, connection, transaction
 
 from payments.models import LedgerEntry
 from payments.services.ledger import Credit, ledger_credit_many
+from payments.services.settlement import settlement_request_many
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount, bank_transaction_ledger_reference
 from remittances.parsers import (
     AUTO,
@@ -483,7 +484,8 @@ def _credit(to_credit: list[tuple[int, _Plan, _Line]], *, actor, now) -> set[int
                 [Status.CREDITED.value, now, [d[0] for d in chunk], [d[1] for d in chunk], Status.MATCHED.value],
             )
             credited.update(row[0] for row in cursor.fetchall())
-    # SET-2: settlement is triggered here once bills exist (issue 4).
+    # SET-2 / REM-1: the credited accounts pay their open bills once the import commits.
+    settlement_request_many(account_ids={plan.receiving.account_id for _, plan, _ in to_credit})
     return credited
 
 
