@@ -26,11 +26,16 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from axes.backends import AxesStandaloneBackend
+from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 OTP_OFF_BANNER = "Second factor disabled (local demo)"
+NO_DEVICE_MESSAGE = (
+    "No second factor is set up for this login yet. Ask an administrator to enrol your "
+    "authenticator app (manage.py add_totp_device USERNAME)."
+)
 LOCKOUT_MESSAGE = (
     "Too many failed login attempts from this address. Logging in with this username is locked "
     "for {minutes} minutes. Try again later, or ask an administrator to unlock it."
@@ -65,6 +70,9 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
     def clean_otp(self, user):
         try:
+            if user is not None and not any(devices_for_user(user, confirmed=True)):
+                # Said only after the right password: it names no other account's setup.
+                raise ValidationError(NO_DEVICE_MESSAGE, code="no_device")
             super().clean_otp(user)
         except ValidationError:
             # A code was typed and did not verify (wrong, spent, throttled, or no device it could

@@ -218,6 +218,15 @@ def test_sec_3_password_alone_is_not_enough_when_the_second_factor_is_required(c
     assert "Please enter your OTP token" in response.content.decode()
 
 
+def test_sec_3_staff_without_an_enrolled_device_cannot_log_in_and_are_told_why(client, alice, otp_on):
+    response = login(client, "alice", PASSWORD, otp_token="123456")
+    assert response.status_code == 200 and not logged_in(client)
+    assert "No second factor is set up for this login yet" in response.content.decode()
+    # A wrong password never gets that far: the page does not say which logins lack a device.
+    response = login(Client(), "alice", "wrong", otp_token="123456")
+    assert "No second factor" not in response.content.decode()
+
+
 def test_sec_3_a_verified_totp_code_lets_staff_in(client, alice, otp_on):
     device = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
     account = AccountFactory()
