@@ -17,8 +17,11 @@ The setting is read on every request (not at import), so tests can switch it wit
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.signals import user_login_failed
 from django.core import checks
 from django.core.exceptions import ValidationError
@@ -106,6 +109,26 @@ class BillingAdminSite(admin.AdminSite):
         # OTPMiddleware installs is_verified(); a request that skipped it is never verified.
         is_verified = getattr(request.user, "is_verified", None)
         return bool(is_verified and is_verified())
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin view, with action POSTs cleaned of ids that cannot be primary keys.
+
+        Django filters ``pk__in`` with the raw posted ids, so a crafted non-numeric id would be a
+        server error; every model here has an integer key, so such ids are simply dropped.
+        """
+        wrapped = super().admin_view(view, cacheable)
+
+        @functools.wraps(wrapped)
+        def inner(request, *args, **kwargs):
+            if request.method == "POST" and ACTION_CHECKBOX_NAME in request.POST:
+                posted = request.POST.getlist(ACTION_CHECKBOX_NAME)
+                kept = [value for value in posted if value.isascii() and value.isdigit()]
+                if kept != posted:
+                    request.POST = request.POST.copy()
+                    request.POST.setlist(ACTION_CHECKBOX_NAME, kept)
+            return wrapped(request, *args, **kwargs)
+
+        return inner
 
     @property
     def login_form(self):
