@@ -493,3 +493,4 @@ class ThreeDSChallengeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
 
 # Bills, charges, usage and the ledger live in their own module to keep this one readable.
 from payments import billing_admin  # noqa: E402,F401  (registers its ModelAdmins)
+from billing_backoffice import audit_admin  # noqa: E402,F401  (audit log and History pages, SEC-2)

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
+from billing_backoffice import audit
 from payments.models import Account, LedgerEntry
 
 USER = settings.AUTH_USER_MODEL
@@ -25,6 +26,7 @@ def bank_transaction_ledger_reference(transaction_id: int) -> str:
     return f"bank-txn:{transaction_id}"
 
 
+@audit.track("credreq")
 class CreditLimitRequest(models.Model):
     """CRED-1/CRED-2: an application for a credit limit, decided by an account manager."""
 
@@ -75,6 +77,7 @@ class CreditLimitRequest(models.Model):
         return f"Credit {self.requested_limit} {self.currency} for {self.account_id} ({self.status})"
 
 
+@audit.track("remacct")
 class RemittanceAccount(models.Model):
     """REM-1/REM-2: a receiving bank account, dedicated to one cloud account or shared."""
 
@@ -133,6 +136,7 @@ class RemittanceAccount(models.Model):
         return f"{self.get_kind_display()} {self.number}"
 
 
+@audit.track("stmt")
 class BankStatement(models.Model):
     """REM-4/REM-5/REM-7: one imported statement (camt.053/054 or MT940), all-or-nothing."""
 
@@ -167,6 +171,7 @@ class BankStatement(models.Model):
         return f"{self.get_format_display()} {self.identity}"
 
 
+@audit.track("banktxn")
 class BankTransaction(models.Model):
     """One credit (or recorded non-credit) line of a statement; REM-6 splits batch entries."""
 
@@ -238,6 +243,7 @@ class BankTransaction(models.Model):
         return f"{self.amount} {self.currency} from {self.payer_name or 'unknown payer'} ({self.bank_reference})"
 
 
+@audit.track("claim")
 class RemittanceClaim(models.Model):
     """CLM-1..4: a claim that a transfer on the shared account belongs to a cloud account."""
 

@@ -13,6 +13,7 @@ from django.db.models.functions import Upper
 from django_countries.fields import CountryField
 from stdnum import luhn
 
+from billing_backoffice import audit
 from payments.eligibility import Region
 
 
@@ -28,6 +29,7 @@ def new_account_uid() -> str:
     return uid
 
 
+@audit.track("acct")
 class Account(models.Model):
     class Kind(models.TextChoices):
         INDIVIDUAL = "individual", "Individual"

@@ -12,10 +12,13 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
+from billing_backoffice import audit
+
 from .accounts import Account
 from .methods import PaymentMethod
 
 
+@audit.track("usage")
 class UsageRecord(models.Model):
     """Pay-as-you-go usage reported by the console, idempotent by the console's reference."""
 
@@ -50,6 +53,7 @@ class UsageRecord(models.Model):
         return f"Usage {self.amount} {self.currency} {self.period} ({self.reference})"
 
 
+@audit.track("bill")
 class Bill(models.Model):
     """A bill: monthly (pay-as-you-go and credit accounts) or for one subscription order."""
 
@@ -124,6 +128,7 @@ class Bill(models.Model):
         return self.total - self.amount_paid
 
 
+@audit.track("chg")
 class Charge(models.Model):
     """One charge of a card or PayPal method at the gateway (PAY-1..5), with its saved key."""
 

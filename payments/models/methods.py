@@ -11,11 +11,13 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django_countries.fields import CountryField
 
+from billing_backoffice import audit
 from payments.eligibility import Network
 
 from .accounts import Account
 
 
+@audit.track("pm")
 class PaymentMethod(models.Model):
     class Kind(models.TextChoices):
         CARD = "card", "Card"
@@ -201,6 +203,8 @@ class LinkAttempt(models.Model):
         return f"{self.kind} {self.outcome} {self.reason}".strip()
 
 
+# The lease columns churn on every release run; the status change is what is audited.
+@audit.track("hold", exclude=("lease_token", "lease_expires_at"))
 class VerificationHold(models.Model):
     """HOLD-1: the USD 1.00 (or local equivalent) pre-authorization placed when linking."""
 
@@ -258,6 +262,7 @@ class VerificationHold(models.Model):
         return f"hold-void-{self.pk}"
 
 
+@audit.track("tds")
 class ThreeDSChallenge(models.Model):
     """LINK-5: a 3-D Secure challenge the customer must complete before the method is usable."""
 
