@@ -42,7 +42,7 @@ from django.db.models.fields.json import KT
 from pghistory import runtime
 
 # Columns never shown in the audit views (SEC-1: the admin never shows them either); a change
-# to them is still recorded and shown as "changed (hidden)".
+# to them is still recorded and shown as "(hidden)".
 HIDDEN_COLUMNS = frozenset({"gateway_token", "fingerprint"})
 
 # --- tracking ---------------------------------------------------------------------------------
