@@ -228,6 +228,11 @@ def test_sec_3_changelist_and_actions_match_each_roles_permissions(client, roles
 
 @pytest.mark.parametrize("model, model_admin", REGISTRY, ids=[_label(item) for item in REGISTRY])
 def test_sec_3_change_page_matches_each_roles_permissions(client, roles, world, model, model_admin):
+    try:
+        url(model, "change", "1")
+    except NoReverseMatch:
+        # The admin has no change page at all (the audit log is a list only): nothing to reach.
+        return
     obj = some_object(model)
     if obj is None:
         pytest.skip(f"no {model._meta.label} row: add one to the world fixture to cover its change page")
@@ -288,7 +293,7 @@ def test_sec_3_finance_crafting_payment_method_actions_changes_nothing(client, a
 
 @pytest.mark.parametrize(
     "model, action",
-    [(Account, "deactivate_selected"), (VerificationHold, "release_selected"), (Bill, "pay_from_balance"),
+    [(Account, "deactivate_selected"), (VerificationHold, "release_selected"),
      (RemittanceAccount, "suspend_selected")],
 )
 def test_sec_3_finance_crafting_a_managers_action_changes_nothing(client, now, model, action):

@@ -99,8 +99,10 @@ def _revoke_later_apps_roles() -> None:
     """Reversing payments 0002 happens after the later apps' role migrations are reversed."""
     from django.db.models import Q
 
+    billing = importlib.import_module("payments.migrations.0007_billing_staff_permissions").ROLES
     for group in Group.objects.filter(name__in=[MANAGERS, FINANCE]):
         group.permissions.remove(*group.permissions.filter(~Q(content_type__app_label="payments")))
+        group.permissions.remove(*group.permissions.filter(codename__in=billing[group.name]))
 
 
 def test_sec_3_account_managers_group_permissions():
@@ -108,11 +110,13 @@ def test_sec_3_account_managers_group_permissions():
         "view_account", "deactivate_account", "view_paymentmethod", "make_default_paymentmethod",
         "remove_paymentmethod", "view_linkattempt", "view_verificationhold",
         "release_verificationhold", "view_threedschallenge",
+        "view_bill", "view_charge", "view_usagerecord", "view_ledgerentry",
     }
 
 
 def test_sec_3_finance_staff_group_is_view_only():
-    assert _codenames(FINANCE) == {f"view_{model}" for model in MODELS}
+    billing = {"view_bill", "view_charge", "view_usagerecord", "view_ledgerentry", "pay_bill"}
+    assert _codenames(FINANCE) == {f"view_{model}" for model in MODELS} | billing
 
 
 def test_staff_groups_migration_is_reversible():
