@@ -18,6 +18,7 @@ from django.contrib.admin.utils import display_for_value
 from django.db.models import Prefetch, Q
 from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
+from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_backoffice.admin_site import (
@@ -164,7 +165,7 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
             {
                 "fields": (
                     "credit_approved", "credit_limit", "credit_currency", "auto_settlement_enabled",
-                    "has_running_resources", "has_outstanding_bills",
+                    "settlement_and_ledger", "has_running_resources", "has_outstanding_bills",
                 )
             },
         ),
@@ -176,7 +177,7 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
         "uid", "kind", "country", "region", "status", "deactivated_at", "silent_period_end",
         "closed_at", "kyc_status", "default_method", "credit_approved", "credit_limit",
         "credit_currency", "auto_settlement_enabled", "has_running_resources",
-        "has_outstanding_bills", "created_at",
+        "has_outstanding_bills", "created_at", "settlement_and_ledger",
     )
 
     def get_queryset(self, request):
@@ -217,6 +218,16 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
         if methods is None:  # object not loaded through get_queryset
             methods = list(obj.payment_methods.filter(is_default=True))
         return masked_html(methods[0] if methods else None)
+
+    @admin.display(description="settlement switch and ledger")
+    def settlement_and_ledger(self, obj: Account):
+        """SET-1 switch (finance) and the account's ledger with its running balance."""
+        return format_html(
+            '<a href="{}">automatic settlement: {}</a> · <a href="{}">ledger</a>',
+            reverse("admin:payments_bill_settlement", args=[obj.pk]),
+            "on" if obj.auto_settlement_enabled else "off",
+            reverse("admin:payments_ledgerentry_account", args=[obj.pk]),
+        )
 
     @admin.display(description="silent period ends")
     def silent_period_end(self, obj: Account):

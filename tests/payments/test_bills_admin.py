@@ -363,3 +363,11 @@ def test_sec_3_account_ledger_needs_the_ledger_view_permission(client):
     account = AccountFactory()
     client.force_login(UserFactory(username="no-ledger", is_staff=True))  # staff without view_ledgerentry
     assert client.get(ledger_url(account)).status_code == 403
+
+
+def test_set_1_account_page_links_to_its_settlement_switch_and_ledger(client):
+    account = AccountFactory(auto_settlement_enabled=False)
+    client.force_login(UserFactory(username="su-links", is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/payments/account/{account.pk}/change/").content.decode()
+    assert f"/admin/payments/bill/settlement/{account.pk}/" in page and "automatic settlement: off" in page
+    assert f"/admin/payments/ledgerentry/account/{account.pk}/" in page
