@@ -27,5 +27,9 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Small tier of every benchmark (benchmarks/run_all.py); figures in benchmarks/results/latest.json.
+bench: install
+	$(PY) benchmarks/run_all.py
+
 clean:
 	rm -rf .local/celery .pytest_cache
