@@ -12,7 +12,6 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
@@ -31,6 +30,7 @@ from payments.services.charging import (
     usage_record,
 )
 from payments.services.ledger import account_balance
+from tests.concurrency import errors_of, run_at_once
 from tests.payments.invariants import assert_billing_invariants
 from tests.payments.test_charging import card_account, paypal_account
 
@@ -75,27 +75,9 @@ def slow_gateway(settings):
 
 
 def run_in_threads(count: int, target) -> tuple[list, list]:
-    """Start ``count`` threads at once (barrier); each closes its own connection.
-    Returns (results, errors)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target(index)
-        except Exception as error:  # surfaced to the test
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
+    """``target(i)`` in ``count`` threads at once: (results, errors); a failed call's result is None."""
+    outcomes = run_at_once([lambda i=i: target(i) for i in range(count)])
+    return [None if isinstance(o, BaseException) else o for o in outcomes], errors_of(outcomes)
 
 
 def test_pay_1_same_order_posted_8_times_at_once_is_one_bill_one_charge(now, slow_gateway):

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from payments.gateways.simulated import PROCESSOR, SimulatedCardGateway
 from payments.models import VerificationHold
 from payments.services.holds import DEFAULT_LEASE, HoldReleaseInProgress, hold_release, holds_release_due
+from tests.concurrency import run_in_threads
 from tests.factories import HoldFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
@@ -63,30 +64,6 @@ def blocking_gateway(settings):
     BlockingCardGateway.calls.clear()
     yield BlockingCardGateway
     BlockingCardGateway.proceed.set()  # never leave a thread waiting
-
-
-def run_in_threads(count: int, target) -> list:
-    """Start ``count`` threads at once (barrier); each closes its own connection."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target(index)
-        except Exception as error:  # surfaced in the main thread below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def test_hold_2_race_concurrent_release_runs_void_each_hold_exactly_once(now, slow_gateway):

@@ -1,40 +1,16 @@
 """Races on PostgreSQL with real threads: LINK-1 and DEF-1 hold under concurrent requests."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from payments.errors import AlreadyLinked
 from payments.models import Account, LinkAttempt, PaymentMethod
 from payments.services import card_link, payment_method_make_default, payment_method_remove
 from payments.services import linking
+from tests.concurrency import run_at_once
 from tests.conftest import card_input
 from tests.factories import AccountFactory, CardMethodFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
-
-
-def run_at_once(functions):
-    """Run each function in its own thread, released together; return results or exceptions."""
-    barrier = threading.Barrier(len(functions))
-    results = [None] * len(functions)
-
-    def worker(index, function):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = function()
-        except Exception as exc:  # collected and asserted by the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def accounts(n):

@@ -4,49 +4,23 @@ manual path and overdue marking never double-pay or deadlock with the job."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing_backoffice.errors import BillingError
 from payments.models import Bill, LedgerEntry
 from payments.services.bills import bill_pay_manual, bills_mark_overdue, settlement_switch
 from payments.services.ledger import account_balance
 from payments.services.settlement import settle_accounts
+from tests.concurrency import run_in_threads
 from tests.factories import AccountFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
 D = Decimal
 Status = Bill.Status
-
-
-def run_in_threads(count: int, target) -> list:
-    """Start ``count`` threads at once (barrier); each closes its own connection."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target(index)
-        except Exception as error:  # surfaced in the main thread below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung (deadlock?)"
-    assert not errors, errors
-    return results
 
 
 def bill_payments(account) -> int:

@@ -8,18 +8,17 @@ deadlock error (PostgreSQL aborts one side after ``deadlock_timeout``) instead o
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from billing_backoffice.errors import BillingError
 from payments.models import LedgerEntry
 from payments.services.ledger import account_balance, ledger_post
 from remittances.models import BankTransaction, RemittanceClaim, bank_transaction_ledger_reference
 from remittances.services import claims as svc
+from tests.concurrency import run_at_once as run_all_at_once
 from tests.factories import AccountFactory
 from tests.remittances.test_claims import (
     bank_txn,
@@ -38,26 +37,11 @@ TxnStatus = BankTransaction.Status
 
 
 def run_at_once(*calls: Callable[[], object]) -> list[tuple[str, object]]:
-    """Run every call in its own thread, released together; ``("ok", result)`` or ``("error", exc)``."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def worker(index: int, call):
-        try:
-            barrier.wait(timeout=20)
-            outcomes[index] = ("ok", call())
-        except BaseException as error:  # noqa: BLE001 - the test inspects every outcome
-            outcomes[index] = ("error", error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert all(not t.is_alive() for t in threads), "a thread is stuck (deadlock?)"
-    return outcomes
+    """Every call at once in its own thread: ``("ok", result)`` or ``("error", exc)``."""
+    return [
+        ("error", result) if isinstance(result, BaseException) else ("ok", result)
+        for result in run_all_at_once(calls, timeout=120)
+    ]
 
 
 def unexpected(outcomes) -> list:

@@ -24,33 +24,11 @@ from remittances.services.credit import (
     credit_request_approve,
     credit_request_submit,
 )
+from tests.concurrency import run_at_once
 from tests.factories import AccountFactory
 from tests.remittances.test_credit import MANAGER_PERMS, approve, credit_of, staff_user, submit
 
 pytestmark = [pytest.mark.race, pytest.mark.django_db(transaction=True)]
-
-
-def run_at_once(calls) -> list:
-    """Run each call in its own thread, released together; return each result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call()
-        except BaseException as error:  # noqa: BLE001  (reported through results)
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    return results
 
 
 @pytest.fixture
