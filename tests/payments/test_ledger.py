@@ -1,6 +1,5 @@
 """The ledger: append-only (I1), one posting per event (I2, SEC-4), balance floor (I3), Decimal (I6)."""
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -11,11 +10,13 @@ from payments.models import LedgerEntry
 from payments.services.ledger import (
     InsufficientBalance,
     InvalidAmount,
+    Posting,
     ReferenceReused,
     account_balance,
     ledger_post,
     ledger_reverse,
 )
+from tests.concurrency import run_at_once, run_in_threads
 from tests.factories import AccountFactory
 
 Kind = LedgerEntry.Kind
@@ -126,21 +127,7 @@ def test_i1_orm_update_and_delete_refused(now):
 @pytest.mark.race
 def test_i2_race_twenty_threads_post_one_event_once(now):
     account = AccountFactory()
-    barrier = threading.Barrier(20)
-    outcomes = []
-
-    def post():
-        try:
-            barrier.wait(timeout=10)
-            outcomes.append(credit(account, "42.00", "bank:race", now).created)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = run_in_threads(20, lambda _: credit(account, "42.00", "bank:race", now).created)
     assert sorted(outcomes) == [False] * 19 + [True]
     assert account_balance(account_id=account.pk, currency="USD") == Decimal("42.00")
 
@@ -150,25 +137,13 @@ def test_i2_race_twenty_threads_post_one_event_once(now):
 def test_i3_race_concurrent_debits_never_overdraw(now):
     account = AccountFactory()
     credit(account, "100.00", "bank:seed", now)
-    barrier = threading.Barrier(8)
-    refused = []
-
-    def debit(i):
-        try:
-            barrier.wait(timeout=10)
-            ledger_post(account_id=account.pk, amount="-30.00", currency="USD", kind=Kind.BILL_PAYMENT,
-                        reference=f"bill:{i}", now=now)
-        except InsufficientBalance:
-            refused.append(i)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=debit, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert len(refused) == 5
+    results = run_at_once([
+        lambda i=i: ledger_post(account_id=account.pk, amount="-30.00", currency="USD",
+                                kind=Kind.BILL_PAYMENT, reference=f"bill:{i}", now=now)
+        for i in range(8)
+    ])
+    assert sum(isinstance(result, InsufficientBalance) for result in results) == 5
+    assert all(isinstance(result, (Posting, InsufficientBalance)) for result in results)
     assert account_balance(account_id=account.pk, currency="USD") == Decimal("10.00")
 
 
