@@ -10,3 +10,5 @@ app.autodiscover_tasks()
 
 # SEC-2: each task runs under an audit context naming it (task_prerun/task_postrun handlers).
 import billing_backoffice.audit  # noqa: E402,F401
+# Poison messages end visibly failed: one ERROR line per failed or rejected task (task_failure).
+import billing_backoffice.celery_failures  # noqa: E402,F401
