@@ -11,7 +11,8 @@ import re
 
 from stdnum import luhn
 
-_DIGIT_RUN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Not after a decimal point: "succeeded in 0.0123456789012345s" is a duration, not a card.
+_DIGIT_RUN = re.compile(r"(?<![\d.])(?:\d[ -]?){12,18}\d(?!\d)")
 
 
 def redact_card_numbers(text: str) -> str:

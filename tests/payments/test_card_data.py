@@ -109,3 +109,9 @@ def test_sec_1_account_uids_are_never_luhn_valid():
 
     uids = [new_account_uid() for _ in range(2000)]
     assert all(len(uid) == 16 and uid.isdigit() and not luhn.is_valid(uid) for uid in uids)
+
+
+def test_sec_1_log_filter_leaves_decimal_fractions_alone():
+    # 4242424242424242 passes Luhn, but after a decimal point it is a fraction (a task's run time).
+    assert redact_card_numbers("succeeded in 0.4242424242424242s") == "succeeded in 0.4242424242424242s"
+    assert redact_card_numbers("card=4242424242424242.") == "card=[REDACTED PAN]."
