@@ -68,6 +68,7 @@ CLOCK_STEPS = (timedelta(days=1), timedelta(minutes=11), timedelta(hours=2), tim
 COUNTRIES = ("US", "US", "DE", "GB", "MY", "JP", "SG", "CN")
 PAYERS = ("fresh", "fresh", "DECLINEPAYER", "NOFUNDSPAYER", "CHARGEDECLINEPAYER", "CHARGENOFUNDSPAYER")
 CURRENCIES = ("USD", "USD", "USD", "EUR")
+MAX_ACCOUNTS = 4
 # What beat fires as time passes (HOLD-2, SET-2, PAY-2/3, CRED-3, LINK-2/5/6, DEL-5).
 BEAT_JOBS = (
     "none", "retry", "release_holds", "settlement_sweep", "overdue", "threshold", "month_end_and_deduction",
@@ -75,8 +76,8 @@ BEAT_JOBS = (
 )
 # Sandbox cards by how often a "special" link picks them: the charging scenarios most.
 SPECIAL_WEIGHTED = (
-    "4000000000000366", "4000000000000366", "4000000000000341", "4000000000000358", "4000000000003204",
-    "4000000000007700", *world.SPECIAL_CARDS,
+    "4000000000000366", "4000000000000366", "4000000000000366", "4000000000000341", "4000000000000358",
+    "4000000000003204", "4000000000007700", *world.SPECIAL_CARDS,
 )
 
 index = st.integers(min_value=0, max_value=10_000)
@@ -94,7 +95,7 @@ account_spec = st.fixed_dictionaries({
     "kind": st.sampled_from(("individual", "enterprise")),
     "kyc_required": st.sampled_from((False, False, False, True)),
     "credit_limit": st.sampled_from((None, None, D("800.00"), D("5000.00"))),
-    "method": st.sampled_from(("card", "card", "paypal", "special", "none")),
+    "method": st.sampled_from(("card", "special", "special", "paypal", "none")),
     "special": index,
 })
 
@@ -152,6 +153,7 @@ class BillingMachine(RuleBasedStateMachine):
         ).account
         self.ledger = ledger_snapshot()
         self.steps = 0
+        self.focus: int | None = None
 
     def teardown(self) -> None:
         STATS[f"examples of {5 * (self.steps // 5):02d}-{5 * (self.steps // 5) + 4:02d} steps"] += 1
@@ -180,7 +182,13 @@ class BillingMachine(RuleBasedStateMachine):
         return list(queryset.order_by("pk").values_list("pk", flat=True))
 
     def account(self, i: int) -> int | None:
-        return pick(self.accounts, i)
+        """An account for a rule: often the one the previous rules worked on (``i`` a multiple
+        of 3, and Hypothesis favours 0), so that sequences build up on one account (an order,
+        then money for it, then its settlement, then a retry) instead of scattering."""
+        if self.focus is not None and i % 3 == 0:
+            return self.focus
+        self.focus = pick(self.accounts, i)
+        return self.focus
 
     @contextmanager
     def crashing(self, target, name: str):
@@ -205,6 +213,7 @@ class BillingMachine(RuleBasedStateMachine):
             kyc_status=Account.KycStatus.REQUIRED if kyc_required else "",
         )
         self.accounts.append(account.pk)
+        self.focus = account.pk
         if credit_limit is not None:
             request, _ = self.call(
                 credit_services.credit_request_submit, account_id=account.pk, requested_limit=credit_limit,
@@ -229,11 +238,14 @@ class BillingMachine(RuleBasedStateMachine):
                 self.call(linking.paypal_agreement_complete, method_id=result.method.pk, approved=True,
                           has_funding_source=True, now=self.now)
 
-    @initialize(specs=st.lists(account_spec, min_size=1, max_size=3))
+    @initialize(specs=st.lists(account_spec, min_size=1, max_size=2))
     def open_accounts(self, specs):
         for spec in specs:
             self.open_account(**spec)
 
+    # Few accounts per example, so that the steps pile up on the same accounts (deep states:
+    # bills, charges, money and claims of one account) instead of spreading over many.
+    @precondition(lambda self: len(self.accounts) < MAX_ACCOUNTS)
     @rule(spec=account_spec)
     def create_account(self, spec):
         self.open_account(**spec)
