@@ -413,10 +413,15 @@ def charge_execute(*, charge_id: int, now: datetime) -> Charge:
 
 
 def _charge_run(charge: Charge, *, now: datetime) -> None:
-    refusal = _charge_refusal(charge)
-    if refusal:
-        _charge_fail(charge, *refusal, now)
-        return
+    # The refusals apply only before the first send. Once a charge went to the gateway, its
+    # answer may have been lost with the money taken: a retry must replay the saved key and
+    # record what the processor says (PAY-5, I2), even if the bill was paid meanwhile
+    # (_charge_succeed then pays only what is still owed and leaves the rest on the balance).
+    if charge.attempts == 0:
+        refusal = _charge_refusal(charge)
+        if refusal:
+            _charge_fail(charge, *refusal, now)
+            return
     Charge.objects.filter(pk=charge.pk, status=Status.PENDING).update(attempts=F("attempts") + 1)
     try:
         result = _gateway_charge(charge)
