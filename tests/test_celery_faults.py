@@ -523,6 +523,22 @@ def test_gateway_timeout_on_paypal_preauthorization_retried_with_the_same_saved_
     assert charges_retry_failed(now=later + timedelta(days=2)).succeeded == 0  # nothing left to do
 
 
+@pytest.mark.django_db
+def test_lost_paypal_preauthorization_is_recorded_even_if_the_method_went_meanwhile_hold_4_i4(settings):
+    """The authorization was placed but its answer lost, then the customer unlinked PayPal: the
+    retry still replays the saved key and records the hold, so the release job voids it (I4)."""
+    settings.PAYPAL_GATEWAY = "tests.celery_helpers.LostAnswerPayPalGateway"
+    LostAnswerPayPalGateway.reset()
+    account, method = paypal_account()
+    deliver(billing_tasks.place_paypal_preauth, task_id="p2", account_id=account.pk)
+    PaymentMethod.objects.filter(pk=method.pk).update(status=PaymentMethod.Status.REMOVED, is_default=False)
+
+    later = timezone.now() + charging.PENDING_GRACE + timedelta(minutes=1)
+    charges_retry_failed(now=later)
+    [(_, authorization_id)] = LostAnswerPayPalGateway.authorizations
+    assert VerificationHold.objects.get().authorization_id == authorization_id
+
+
 # --- two beat firings in one window -> one run ---------------------------------------------------
 
 

@@ -234,7 +234,10 @@ def paypal_preauth_place(*, account_id: int, now: datetime) -> Charge | None:
 
 def _preauth_execute(charge: Charge, *, now: datetime) -> None:
     method = charge.payment_method
-    if method is None or method.status != PaymentMethod.Status.ACTIVE:
+    # Refused only before the first send: once sent, the answer may have been lost with the
+    # authorization placed, so the saved key is replayed and the hold recorded (then released).
+    unusable = method is None or method.status != PaymentMethod.Status.ACTIVE
+    if method is None or (unusable and charge.attempts == 0):
         _charge_fail(charge, Reason.NO_USABLE_METHOD, "HOLD-3", "The PayPal method is no longer active.", now)
         return
     Charge.objects.filter(pk=charge.pk, status=Status.PENDING).update(attempts=F("attempts") + 1)
