@@ -23,13 +23,16 @@ Who: the context
   API's token user is picked up when DRF authenticates).
 - Celery: the ``task_prerun``/``task_postrun`` handlers below (connected on import; the Celery
   app module imports this one).
-- Services called from a shell, a test or a management command: ``with audit_context(actor=user,
+- Management commands that change money, status or credentials: ``@command_audit`` on their
+  ``handle`` (actor ``command:<name>``).
+- Services called from a shell or a test: ``with audit_context(actor=user,
   reason="...")``. A change made with no context at all (e.g. psql) is still recorded, with an
   empty context: the log shows it as "no context".
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -239,6 +242,22 @@ def audit_context(*, actor: Any, reason: str = "", **extra: Any) -> AuditBlock:
     if reason:
         metadata["reason"] = reason
     return AuditBlock(**metadata)
+
+
+def command_audit(handle):
+    """Decorator for a management command's ``handle``: its writes carry ``command:<name>``.
+
+    ``<name>`` is the command's module name (what ``manage.py`` is given). Inside an outer
+    block (a test, a shell's ``audit_context``) the command is the actor for its duration.
+    """
+
+    @functools.wraps(handle)
+    def wrapper(self, *args, **options):
+        name = type(self).__module__.rsplit(".", 1)[-1]
+        with audit_context(actor=f"command:{name}", command=name):
+            return handle(self, *args, **options)
+
+    return wrapper
 
 
 # --- Celery: the task name is the actor --------------------------------------------------------

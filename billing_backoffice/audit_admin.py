@@ -3,6 +3,9 @@
 - History: the change page's "History" link of every audited model shows that object's events
   (time, who, what changed: field, before -> after) above Django's own admin log. Visible to
   whoever may view the object, like Django's history page.
+- Permission changes (a user added to or removed from a group, a permission added to or
+  removed from a group; ``billing_backoffice/models.py``) are said in words with the names
+  ("user alice added to group Finance staff"), looked up in the same query.
 - Audit log (``/admin/pghistory/events/``): every audited change, newest first, filtered by
   model, actor, label and date, searched by object id. Read-only. It needs
   ``pghistory.view_events`` (superusers; the "Auditors" group of payments migration 0005).
@@ -68,6 +71,9 @@ class AuditRow:
     context: dict[str, Any]
     changes: list[Change] = field(default_factory=list)
     note: str = ""
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+    previous: dict[str, Any] | None = field(default=None, repr=False)
+    names: dict[str, str] = field(default_factory=dict, repr=False)  # permission links: "user:5"
 
     @property
     def actor(self) -> str:
@@ -156,7 +162,8 @@ def _branch(
                c.pgh_context::text AS context, row_to_json(c)::text AS data,
                (SELECT row_to_json(p)::text FROM {table} p
                 WHERE p.pgh_obj_id = c.pgh_obj_id AND p.pgh_id < c.pgh_id
-                ORDER BY p.pgh_id DESC LIMIT 1) AS previous
+                ORDER BY p.pgh_id DESC LIMIT 1) AS previous,
+               {_link_names_sql(model, table)} AS names
         FROM (SELECT * FROM {table} e WHERE {" AND ".join(where)}
               ORDER BY e.pgh_created_at DESC, e.pgh_id DESC LIMIT %s) c
     )"""
@@ -194,7 +201,9 @@ def audit_rows(
     with connection.cursor() as db:
         db.execute(sql, [*params, limit])
         rows = db.fetchall()
-    return [_row(by_name[name], *rest) for name, *rest in rows]
+    result = [_row(by_name[name], *rest) for name, *rest in rows]
+    _describe_permission_links(result)
+    return result
 
 
 def _load(text: str | None) -> dict[str, Any] | None:
@@ -202,7 +211,7 @@ def _load(text: str | None) -> dict[str, Any] | None:
     return json.loads(text, parse_float=Decimal) if text else None
 
 
-def _row(model, event_id, created_at, label, object_id, context, data, previous) -> AuditRow:
+def _row(model, event_id, created_at, label, object_id, context, data, previous, names) -> AuditRow:
     row = AuditRow(
         model=model,
         event_id=event_id,
@@ -210,8 +219,11 @@ def _row(model, event_id, created_at, label, object_id, context, data, previous)
         label=label,
         object_id=object_id,
         context=_load(context) or {},
+        data=_load(data) or {},
+        previous=_load(previous),
+        names=_load(names) or {},
     )
-    row.changes, row.note = describe(model, label, _load(data), _load(previous))
+    row.changes, row.note = describe(model, label, row.data, row.previous)
     return row
 
 
@@ -266,6 +278,76 @@ def _show(model_field: models.Field, column: str, value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
+
+
+# --- permission changes: links between two objects, said in words ------------------------------
+
+# Event models of billing_backoffice.models -> (the linked object, the group): a row added is
+# "user alice added to group Finance staff", a row deleted "... removed from ...".
+_LINKS = {
+    "billing_backoffice.usergroupmembership": ("user", "group"),
+    "billing_backoffice.grouppermissiongrant": ("permission", "group"),
+}
+
+
+def _link_names_sql(model: type[models.Model], table: str) -> str:
+    """SQL for the names of the objects a permission-change event (and its previous event)
+    links, as JSON ``{"user:5": "alice", "group:2": "Finance staff"}``; ``NULL`` for other
+    models. Part of the page's one query, so the page stays one query whatever it shows. A
+    user, group or permission deleted since has no name (shown by its id)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    if model._meta.label_lower not in _LINKS:
+        return "NULL::text"
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    username = quote(user_model._meta.get_field(user_model.USERNAME_FIELD).column)
+    named = {  # related model -> SELECT id, name of those rows
+        user_model: f"SELECT r.id, r.{username}::text AS name FROM {quote(user_model._meta.db_table)} r",
+        Group: f"SELECT r.id, r.name::text AS name FROM {quote(Group._meta.db_table)} r",
+        Permission: f"SELECT r.id, (t.app_label || '.' || r.codename)::text AS name"
+        f" FROM {quote(Permission._meta.db_table)} r"
+        f" JOIN {quote(ContentType._meta.db_table)} t ON t.id = r.content_type_id",
+    }
+    parts = []
+    for name in _LINKS[model._meta.label_lower]:
+        column = quote(model._meta.get_field(name).column)
+        related = model._meta.get_field(name).related_model
+        previous = (f"(SELECT p.{column} FROM {table} p WHERE p.pgh_obj_id = c.pgh_obj_id"
+                    f" AND p.pgh_id < c.pgh_id ORDER BY p.pgh_id DESC LIMIT 1)")
+        parts.append(f"SELECT '{name}:' || x.id AS key, x.name FROM ({named[related]}) x"
+                     f" WHERE x.id IN (c.{column}, {previous})")
+    return f"(SELECT json_object_agg(n.key, n.name)::text FROM ({' UNION ALL '.join(parts)}) n)"
+
+
+def _describe_permission_links(rows: list[AuditRow]) -> None:
+    """Say what a permission-change event did: who was added to or removed from which group,
+    which permission a group gained or lost (instead of "user: — -> #5"); no query."""
+    links = [row for row in rows if row.model._meta.label_lower in _LINKS]
+
+    def shown(row: AuditRow, state: dict[str, Any]) -> list[tuple[str, str]]:
+        # [(field, name), (field, name)]: the linked object, then the group
+        pairs = []
+        for name in _LINKS[row.model._meta.label_lower]:
+            value = state.get(row.model._meta.get_field(name).column)
+            pairs.append((name, row.names.get(f"{name}:{value}", f"#{value}")))
+        return pairs
+
+    for row in links:
+        after = shown(row, row.data)
+        member, group = (f"{name} {value}" for name, value in after)
+        if row.label == "insert":
+            row.note, row.changes = f"{member} added to {group}", []
+        elif row.label == "delete":
+            row.note, row.changes = f"{member} removed from {group}", []
+        elif row.label == BASELINE_LABEL:
+            row.note, row.changes = f"{member} in {group} (state when the audit trail began)", []
+        else:  # a link row rewritten in place (raw SQL): before and after, by name
+            before = shown(row, row.previous) if row.previous else [(n, EMPTY) for n, _ in after]
+            row.note = f"now: {member} in {group}"
+            row.changes = [Change(name, old, new) for (name, old), (_, new) in zip(before, after) if old != new]
 
 
 def object_history_rows(model: type[models.Model], object_id: Any) -> list[AuditRow]:

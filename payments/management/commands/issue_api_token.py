@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from billing_backoffice.audit import command_audit
 from payments.api.clients import ApiClientRefused, api_client_token_issue
 
 
@@ -17,6 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("name", help="Client name, e.g. console; the user is api-NAME.")
         parser.add_argument("--rotate", action="store_true", help="Replace the key; the old one stops working.")
 
+    @command_audit  # its writes carry actor command:<name> (SEC-2)
     def handle(self, *args, name: str, rotate: bool, **options):
         try:
             issued = api_client_token_issue(name=name, rotate=rotate)

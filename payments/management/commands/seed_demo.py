@@ -12,12 +12,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from billing_backoffice.audit import command_audit
 from payments.demo import ACCOUNT_COUNT, demo_uid, seed_demo
 
 
 class Command(BaseCommand):
     help = "Create the demo accounts, payment methods, holds, link attempts and staff users (idempotent)."
 
+    @command_audit  # its writes carry actor command:<name> (SEC-2)
     def handle(self, *args, **options):
         started = timezone.now()
         result = seed_demo(now=started, password=settings.DEMO_PASSWORD)

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from billing_backoffice.audit import command_audit
 from billing_backoffice.errors import BillingError
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge
 from remittances.services.statements import statement_import
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--format", dest="fmt", default=AUTO, choices=[AUTO, *FORMATS])
         parser.add_argument("--json", dest="as_json", action="store_true", help="Print one JSON object (summary or error).")
 
+    @command_audit  # its writes carry actor command:<name> (SEC-2)
     def handle(self, *args, file: str, fmt: str, as_json: bool, **options):
         try:
             data = self._read(Path(file))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from billing_backoffice.audit import command_audit
 from billing_backoffice.errors import BillingError
 from remittances import numbering
 from remittances.services.accounts import receiving_account_register
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--bic", required=True, help="SWIFT/BIC code, 8 or 11 characters.")
         parser.add_argument("--currency", required=True, help="ISO 4217 code, e.g. USD.")
 
+    @command_audit  # its writes carry actor command:<name> (SEC-2)
     def handle(self, *args, number, bank_name, bic, currency, **options):
         try:
             registration = receiving_account_register(
