@@ -222,8 +222,16 @@ class Broker:
         self.redis.flushdb()
 
     def send(self, name: str, **kwargs) -> str:
-        """Publish one task message, as ``.delay()`` in the web process would; returns its id."""
-        return self.app.send_task(name, kwargs=kwargs, queue=QUEUE).id
+        """Publish one task message, as ``.delay()`` in the web process would; returns its id.
+
+        Through a producer on our own connection: Celery's ``broker_url`` prefers the
+        CELERY_BROKER_URL environment variable (CI sets it to another Redis database).
+        """
+        from kombu import Connection
+
+        with Connection(self.url) as connection:
+            producer = self.app.amqp.Producer(connection)
+            return self.app.send_task(name, kwargs=kwargs, queue=QUEUE, producer=producer).id
 
     def queued(self) -> int:
         return self.redis.llen(QUEUE)

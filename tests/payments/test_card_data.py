@@ -21,7 +21,8 @@ LINKED_NUMBERS = [
     "4000000000009953", "4000000000002206", "4000000000005506", "4000000000003204", "4000000000001190",
 ]
 CVVS = {"123", "1234", "987"}
-DIGIT_RUN = re.compile(r"\d{13,19}")
+# As the log filter: a run after a decimal point is a fraction (e.g. a timestamp), not a card.
+DIGIT_RUN = re.compile(r"(?<![\d.])\d{13,19}(?!\d)")
 
 
 def luhn_runs(text: str) -> list[str]:
