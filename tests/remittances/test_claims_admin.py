@@ -108,7 +108,7 @@ def test_clm_1_queues_to_review_waiting_and_to_approve(client, now, manager, fin
     assert pks(finance, "?queue=to_approve") == {to_approve.pk, mine.pk}
     assert pks(lead, "?queue=to_approve") == {to_approve.pk}  # CLM-3: not the one the lead reviewed
     assert pks(finance, "?status__exact=reviewed&source__exact=console&currency=USD") == {to_approve.pk, mine.pk}
-    assert to_approve.pk in pks(finance, "?submitted_at__gte=2026-11-26&submitted_at__lt=2026-11-27")
+    assert to_approve.pk in pks(finance, "?submitted_at__gte=2026-11-26T00:00:00%2B00:00&submitted_at__lt=2026-11-27T00:00:00%2B00:00")
     assert pks(finance, f"?q={to_approve.account.uid}") == {to_approve.pk}
     assert pks(finance, f"?q={to_approve.pk}") >= {to_approve.pk}
     assert pks(finance, f"?q={to_approve.bank_reference}") == {to_approve.pk}
