@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from celery.app.task import Task
 from celery.signals import task_prerun
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from billing_backoffice.celery import app as celery_app
@@ -56,6 +56,7 @@ from payments.services.billing import AccountChunk, monthly_bills_generate_chunk
 from payments.services.charging import charges_retry_failed
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from tests.celery_helpers import LostAnswerPayPalGateway, deployed_celery_settings
+from tests.concurrency import run_in_threads
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.payments.test_charging import card_account, paypal_account, place, report_usage
@@ -543,27 +544,8 @@ def test_lost_paypal_preauthorization_is_recorded_even_if_the_method_went_meanwh
 
 
 def at_once(count: int, target) -> list:
-    """``count`` threads released together, each on its own connection (closed at the end)."""
-    barrier = threading.Barrier(count)
-    results, errors = [None] * count, []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target()
-        except Exception as error:  # surfaced below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a run hung (deadlock?)"
-    assert not errors, errors
-    return results
+    """``count`` threads released together, each on its own connection; fails on any error."""
+    return run_in_threads(count, lambda _: target())
 
 
 @pytest.mark.race

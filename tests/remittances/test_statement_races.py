@@ -17,6 +17,7 @@ from payments.models import LedgerEntry
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.services.statements import statement_import
 from tests.factories import AccountFactory
+from tests.concurrency import errors_of, run_at_once as run_all_at_once
 from tests.remittances.samples import build
 from tests.remittances.test_statement_import import make_receiving_account
 
@@ -25,25 +26,10 @@ pytestmark = [pytest.mark.race, pytest.mark.django_db(transaction=True)]
 
 def run_at_once(payloads: list[bytes], now):
     """Import every payload in its own thread, all released together; (summaries, errors)."""
-    barrier = threading.Barrier(len(payloads))
-    summaries, errors = [], []
-
-    def worker(data: bytes):
-        try:
-            barrier.wait(timeout=10)
-            summaries.append(statement_import(data=data, file_name="race", now=now))
-        except Exception as error:  # reported by the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(p,)) for p in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "an import hung"
-    return summaries, errors
+    results = run_all_at_once([lambda data=data: statement_import(data=data, file_name="race", now=now)
+                               for data in payloads])
+    errors = errors_of(results)
+    return [result for result in results if not isinstance(result, BaseException)], errors
 
 
 @pytest.fixture
