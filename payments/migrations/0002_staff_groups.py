@@ -17,14 +17,15 @@ view of accounts, payment methods, holds, link attempts and 3DS challenges; none
 permissions (no make default, remove, deactivate or release). Their own powers (claims, bank
 statements, manual bill payment) are granted by the remittances migrations.
 
-Permissions are created here (``create_permissions``) because on a fresh database they would
-otherwise only appear in ``post_migrate``, after this migration has run.
+Permissions are created inside the migration (``billing_backoffice.staff_roles.grant``) because
+on a fresh database they would otherwise only appear in ``post_migrate``, after it has run.
 Reversible: the reverse takes these permissions back out of the groups and deletes a group that
 is left with none (other apps may have added their own to it).
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from billing_backoffice.staff_roles import grant, revoke
 
 ROLES = {
     "Account managers": [
@@ -48,47 +49,14 @@ ROLES = {
 }
 
 
-def _ensure_permissions(apps) -> None:
-    # The historical app config is a stub without a models module; create_permissions skips such
-    # apps, so mark it as having models for the duration of the call.
-    app_config = apps.get_app_config("payments")
-    previous = getattr(app_config, "models_module", None)
-    app_config.models_module = previous or True
-    try:
-        create_permissions(app_config, apps=apps, verbosity=0)
-    finally:
-        app_config.models_module = previous
-
-
-def _permissions(apps, codenames):
-    Permission = apps.get_model("auth", "Permission")
-    found = list(Permission.objects.filter(content_type__app_label="payments", codename__in=codenames))
-    missing = set(codenames) - {p.codename for p in found}
-    if missing:
-        raise RuntimeError(f"payments permissions missing: {sorted(missing)}")
-    return found
-
-
 def create_staff_groups(apps, schema_editor) -> None:
-    _ensure_permissions(apps)
-    Group = apps.get_model("auth", "Group")
-    for name, codenames in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(*_permissions(apps, codenames))
+    grant(apps, "payments", ROLES)
 
 
 def remove_staff_groups(apps, schema_editor) -> None:
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in ROLES.items():
-        group = Group.objects.filter(name=name).first()
-        if group is None:
-            continue
-        group.permissions.remove(
-            *Permission.objects.filter(content_type__app_label="payments", codename__in=codenames)
-        )
-        if not group.permissions.exists():
-            group.delete()
+    revoke(apps, "payments", ROLES)
+    # The groups are this migration's: delete them unless another app still gives them permissions.
+    apps.get_model("auth", "Group").objects.filter(name__in=ROLES, permissions__isnull=True).delete()
 
 
 class Migration(migrations.Migration):
