@@ -5,7 +5,7 @@ holding a decimal with at most 2 places; a JSON number (a float once parsed) is 
 rather than rounded. A reference reused with other figures answers 409; a rule that refuses the
 order itself (KYC PAY-5, no usable method HOLD-3, credit limit CRED-3) answers 422 and creates
 nothing. A declined or 3DS-blocked charge does not refuse the order: the answer is 201 with the
-open bill and the failed charge, its reason and rule.
+open bill and the failed charge, its reason and rule (and, for 3DS, the challenge to complete).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -21,7 +21,7 @@ from billing_backoffice.errors import BillingError
 from payments.api.schema import EnumField
 from payments.api.serializers import ErrorSerializer
 from payments.api.views import ConsoleAPIView
-from payments.models import Bill, Charge, UsageRecord
+from payments.models import Bill, Charge, ThreeDSChallenge, UsageRecord
 from payments.services import billing as billing_services
 from payments.services import charging
 
@@ -127,12 +127,38 @@ class ChargeSerializer(serializers.Serializer):
     payment_method = serializers.IntegerField(source="payment_method_id", allow_null=True)
 
 
+class OrderThreeDSSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Complete it with POST /api/v1/three-ds/{id}/complete/.")
+    required = serializers.BooleanField(help_text="True while the challenge waits for the cardholder.")
+    status = EnumField(ThreeDSChallenge.Status, enum_name="ThreeDSStatusEnum")
+    expires_at = serializers.DateTimeField()
+
+
 class OrderSerializer(serializers.Serializer):
     bill = BillSerializer()
     charge = ChargeSerializer(
         allow_null=True,
-        help_text="The charge to the default method; null for a credit-approved account (PAY-6).",
+        help_text="The latest charge of the order's bill; null for a credit-approved account (PAY-6).",
     )
+    three_ds = serializers.SerializerMethodField(
+        help_text="The 3-D Secure challenge the risk check asked for on this charge (PAY-1), else null."
+    )
+
+    @extend_schema_field(OrderThreeDSSerializer(allow_null=True))
+    def get_three_ds(self, order: dict) -> dict | None:
+        charge = order["charge"]
+        if charge is None or charge.failure_reason != charging.Reason.THREE_DS_NOT_COMPLETED:
+            return None  # only a charge that asked for 3DS has a challenge: no query otherwise
+        challenge = ThreeDSChallenge.objects.filter(charge=charge).first()
+        if challenge is None:
+            return None
+        data = {"id": challenge.pk, "required": challenge.status == ThreeDSChallenge.Status.PENDING,
+                "status": challenge.status, "expires_at": challenge.expires_at}
+        return OrderThreeDSSerializer(data).data
+
+
+def order_response(result: charging.OrderResult, *, status_code: int) -> Response:
+    return Response(OrderSerializer({"bill": result.bill, "charge": result.charge}).data, status=status_code)
 
 
 class UsageCreateView(ConsoleAPIView):
@@ -160,7 +186,9 @@ class OrderCreateView(ConsoleAPIView):
         description=(
             "201 with the bill and the outcome of its charge to the default method (`succeeded`, "
             "or `failed` with `failure_reason` and `failure_rule`, or `pending` while the gateway "
-            "is retried). Credit-approved accounts are not charged: `charge` is null and the bill "
+            "is retried). When the risk check asks for 3-D Secure (PAY-1) the charge fails with "
+            "`three_ds_not_completed` and `three_ds` {id, required: true, expires_at} names the "
+            "challenge to show the cardholder; completing it charges the bill. Credit-approved accounts are not charged: `charge` is null and the bill "
             "waits for a bank transfer. 200 when the same reference is sent again with the same figures."
         ),
         request=OrderCreateSerializer,
@@ -170,5 +198,4 @@ class OrderCreateView(ConsoleAPIView):
         form = OrderCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         result = charging.order_place(account_id=account_id, now=timezone.now(), **form.validated_data)
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(OrderSerializer({"bill": result.bill, "charge": result.charge}).data, status=code)
+        return order_response(result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

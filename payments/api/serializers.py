@@ -227,7 +227,7 @@ class PaymentMethodSerializer(serializers.Serializer):
         elif hasattr(method, "pending_challenges"):  # prefetched by the list view
             challenge = next(iter(method.pending_challenges), None)
         else:
-            challenge = method.three_ds_challenges.filter(status=ThreeDSChallenge.Status.PENDING).first()
+            challenge = method.three_ds_challenges.for_linking().filter(status=ThreeDSChallenge.Status.PENDING).first()
         return {"id": challenge.pk, "required": True} if challenge else {"required": False}
 
     def to_representation(self, method: PaymentMethod) -> dict:

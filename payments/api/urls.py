@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from payments.api import billing, views
+from payments.api import billing, three_ds, views
 
 app_name = "payments-api"
 
@@ -20,7 +20,7 @@ urlpatterns = [
     path("accounts/<int:account_id>/usage/", billing.UsageCreateView.as_view(), name="usage-create"),
     path("accounts/<int:account_id>/orders/", billing.OrderCreateView.as_view(), name="order-create"),
     path("paypal/<int:method_id>/agreement/", views.PayPalAgreementView.as_view(), name="paypal-agreement"),
-    path("three-ds/<int:challenge_id>/complete/", views.ThreeDSCompleteView.as_view(), name="three-ds-complete"),
+    path("three-ds/<int:challenge_id>/complete/", three_ds.ThreeDSCompleteView.as_view(), name="three-ds-complete"),
     path("payment-methods/<int:method_id>/", views.PaymentMethodDetailView.as_view(), name="payment-method-detail"),
     path(
         "payment-methods/<int:method_id>/default/",

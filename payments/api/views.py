@@ -44,7 +44,7 @@ class ConsoleAPIView(APIView):
     permission_classes = [IsAuthenticated]
 
 
-def _method_response(method: PaymentMethod, *, status_code: int = status.HTTP_200_OK) -> Response:
+def method_response(method: PaymentMethod, *, status_code: int = status.HTTP_200_OK) -> Response:
     return Response(s.PaymentMethodSerializer(method).data, status=status_code)
 
 
@@ -138,26 +138,7 @@ class PayPalAgreementView(ConsoleAPIView):
             has_funding_source=form.validated_data.get("has_funding_source", False),
             now=timezone.now(),
         )
-        return _method_response(method)
-
-
-class ThreeDSCompleteView(ConsoleAPIView):
-    @extend_schema(
-        summary="Report the 3-D Secure challenge outcome (LINK-5)",
-        description=(
-            "200 with the method (active once the hold succeeded); a failed challenge answers "
-            "422 LINK-5 and the method is `failed`."
-        ),
-        request=s.ThreeDSOutcomeSerializer,
-        responses={200: s.PaymentMethodSerializer, **errors(400, 404, 409, 422, 503)},
-    )
-    def post(self, request, challenge_id: int):
-        form = s.ThreeDSOutcomeSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        method = services.three_ds_complete(
-            challenge_id=challenge_id, outcome=form.validated_data["outcome"], now=timezone.now()
-        )
-        return _method_response(method)
+        return method_response(method)
 
 
 class WalletLinkView(ConsoleAPIView):
@@ -194,7 +175,7 @@ class PaymentMethodListView(generics.ListAPIView):
         if not Account.objects.filter(pk=account_id).exists():
             raise AccountNotFound()
         # One query for the pending 3DS challenges of the whole page, not one per card.
-        pending = ThreeDSChallenge.objects.filter(status=ThreeDSChallenge.Status.PENDING)
+        pending = ThreeDSChallenge.objects.for_linking().filter(status=ThreeDSChallenge.Status.PENDING)
         return (
             PaymentMethod.objects.filter(account_id=account_id)
             .prefetch_related(Prefetch("three_ds_challenges", queryset=pending, to_attr="pending_challenges"))
@@ -209,7 +190,7 @@ class PaymentMethodDetailView(ConsoleAPIView):
             method = PaymentMethod.objects.get(pk=method_id)
         except PaymentMethod.DoesNotExist:
             raise PaymentMethodNotFound() from None
-        return _method_response(method)
+        return method_response(method)
 
     @extend_schema(
         summary="Unlink a payment method (DEL-1..4)",
@@ -229,4 +210,4 @@ class PaymentMethodDefaultView(ConsoleAPIView):
     )
     def post(self, request, method_id: int):
         method = services.payment_method_make_default(method_id=method_id)
-        return _method_response(method)
+        return method_response(method)

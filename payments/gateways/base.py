@@ -48,12 +48,15 @@ class ChargeResult:
 
     ``requires_3ds``: the processor's risk check wants the cardholder to pass 3-D Secure before it
     charges (only ever for a customer-initiated charge, PAY-1); nothing was charged.
+    ``authentication_id`` then names the processor's 3DS session: once the cardholder passed it,
+    the charge is sent again (new key) with ``three_ds_authentication`` set to it.
     """
 
     succeeded: bool
     gateway_reference: str = ""
     decline_code: str = ""  # issuer_declined, insufficient_funds, not_enabled_online
     requires_3ds: bool = False
+    authentication_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,13 @@ class CardGateway(Protocol):
         description: str,
         idempotency_key: str,
         customer_initiated: bool = False,
+        three_ds_authentication: str = "",
     ) -> ChargeResult:
         """Charge ``amount`` to the card. ``customer_initiated`` is True for an order the customer
         places (PAY-1): only then may the risk check ask for 3-D Secure; merchant-initiated charges
-        (usage thresholds, month-end deductions) are exempt, as with real processors."""
+        (usage thresholds, month-end deductions) are exempt, as with real processors.
+        ``three_ds_authentication``: the ``authentication_id`` of a 3DS session the cardholder
+        completed for this order; the risk check then does not ask again."""
         ...
 
 

@@ -66,7 +66,8 @@ SCENARIO_DESCRIPTIONS = {
     "chargenofunds": "links; every charge fails for insufficient funds (PAY-5)",
     "timeoutonce": "links; the first charge of each key is made but its answer is lost (timeout)",
 }
-# risk3ds cards also ask for 3-D Secure on every customer-initiated charge (orders, PAY-1).
+# risk3ds cards also ask for 3-D Secure on every customer-initiated charge (orders, PAY-1) sent
+# without the authentication id of a completed 3DS session.
 # PayPal payer ids that drive the PayPal sandbox.
 PAYPAL_DECLINE_PAYER = "DECLINEPAYER"
 PAYPAL_INSUFFICIENT_PAYER = "NOFUNDSPAYER"
@@ -141,12 +142,15 @@ class _Processor:
             return result
 
 
-    def charge(self, *, key: str, payer: str, amount: Decimal, currency: str, customer_initiated: bool) -> ChargeResult:
+    def charge(
+        self, *, key: str, payer: str, amount: Decimal, currency: str, customer_initiated: bool,
+        three_ds_authentication: str = "",
+    ) -> ChargeResult:
         """One charge per key: a replay returns the first result; nothing is ever added (PAY-4)."""
         scenario = _scenario(payer)
         if scenario == "unavailable":
             raise GatewayError("simulated processor unavailable")
-        params = (payer, str(amount), currency)
+        params = (payer, str(amount), currency, three_ds_authentication)
         with self.lock:
             if key in self.results:
                 seen_params, result = self.results[key]
@@ -155,8 +159,10 @@ class _Processor:
                 return result
             if scenario in CHARGE_DECLINES:
                 result = ChargeResult(succeeded=False, decline_code=CHARGE_DECLINES[scenario])
-            elif scenario == "risk3ds" and customer_initiated:
-                result = ChargeResult(succeeded=False, requires_3ds=True)
+            elif scenario == "risk3ds" and customer_initiated and not three_ds_authentication:
+                result = ChargeResult(
+                    succeeded=False, requires_3ds=True, authentication_id=f"3ds_{secrets.token_hex(12)}"
+                )
             else:
                 reference = f"ch_{scenario}_{secrets.token_hex(12)}"
                 self.charges.append(ProcessedCharge(key, payer, amount, currency, reference))
@@ -237,10 +243,11 @@ class SimulatedCardGateway:
         description: str,
         idempotency_key: str,
         customer_initiated: bool = False,
+        three_ds_authentication: str = "",
     ) -> ChargeResult:
         return PROCESSOR.charge(
             key=idempotency_key, payer=token, amount=amount, currency=currency,
-            customer_initiated=customer_initiated,
+            customer_initiated=customer_initiated, three_ds_authentication=three_ds_authentication,
         )
 
 

@@ -158,6 +158,10 @@ class Charge(models.Model):
     failure_rule = models.CharField(max_length=10, blank=True)
     failure_detail = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    authenticated_by = models.OneToOneField(
+        "ThreeDSChallenge", null=True, blank=True, on_delete=models.PROTECT, related_name="replay_charge",
+        help_text="The completed 3-D Secure challenge this order charge replays (PAY-1).",
+    )
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
 

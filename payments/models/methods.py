@@ -262,9 +262,25 @@ class VerificationHold(models.Model):
         return f"hold-void-{self.pk}"
 
 
+class ThreeDSChallengeQuerySet(models.QuerySet):
+    def for_linking(self) -> ThreeDSChallengeQuerySet:
+        """Challenges that gate a card link (LINK-5), not an order's charge (PAY-1)."""
+        return self.filter(charge__isnull=True)
+
+    def for_orders(self) -> ThreeDSChallengeQuerySet:
+        return self.filter(charge__isnull=False)
+
+
 @audit.track("tds")
 class ThreeDSChallenge(models.Model):
-    """LINK-5: a 3-D Secure challenge the customer must complete before the method is usable."""
+    """A 3-D Secure challenge the cardholder must complete.
+
+    Two purposes, told apart by ``charge``:
+    - linking (LINK-5, ``charge`` empty): the card is not usable until the challenge succeeds;
+    - an order (PAY-1, ``charge`` set): the processor's risk check asked for 3DS before charging
+      that order charge, which failed with ``three_ds_not_completed`` (PAY-5); success replays
+      the bill's charge with ``gateway_reference`` (the processor's authentication) and a new key.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -280,10 +296,23 @@ class ThreeDSChallenge(models.Model):
         PaymentMethod, on_delete=models.PROTECT, related_name="three_ds_challenges"
     )
     trigger = models.CharField(max_length=8, choices=Trigger.choices)
+    charge = models.OneToOneField(
+        "Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="three_ds_challenge",
+        help_text="The order charge whose risk check asked for this challenge (PAY-1); empty when linking.",
+    )
+    gateway_reference = models.CharField(
+        max_length=64, blank=True, help_text="The processor's authentication id, sent again with the replayed charge."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ThreeDSChallengeQuerySet.as_manager()
+
+    @property
+    def for_order(self) -> bool:
+        return self.charge_id is not None
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -294,9 +323,11 @@ class ThreeDSChallenge(models.Model):
             )
         ]
         constraints = [
+            # LINK-5: one pending link challenge per method; a card may have several orders
+            # waiting for 3DS at once (one challenge per order charge, by the one-to-one).
             models.UniqueConstraint(
                 fields=["payment_method"],
-                condition=Q(status="pending"),
+                condition=Q(status="pending", charge__isnull=True),
                 name="threeds_one_pending_per_method",
             )
         ]

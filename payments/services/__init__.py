@@ -46,6 +46,7 @@ from .linking import (
     three_ds_complete,
     wallet_link,
 )
+from .order_three_ds import order_three_ds_complete
 from .removal import payment_method_remove
 from .settlement import (
     SettlementConflict,
@@ -118,5 +119,6 @@ __all__ = [
     "paypal_agreement_complete",
     "paypal_link",
     "three_ds_complete",
+    "order_three_ds_complete",
     "wallet_link",
 ]

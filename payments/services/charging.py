@@ -13,9 +13,11 @@ A transient gateway error leaves the charge pending for ``charges_retry_failed``
 
 Amounts: the charge is the bill's outstanding amount, which for a new bill is its total; the
 gateway is never asked for more (PAY-4: no service fee on cards or PayPal).
-Orders that need 3-D Secure (PAY-1): the risk check's answer is recorded as a failed charge
-(``three_ds_not_completed``, PAY-5); there is no order-3DS challenge flow yet, so the bill stays
-open for another payment (settlement from the balance or a later charge).
+Orders that need 3-D Secure (PAY-1): when the processor's risk check asks for it, nothing is
+charged; the charge fails with ``three_ds_not_completed`` (PAY-5) and, in the same transaction, a
+``ThreeDSChallenge`` tied to that charge is opened for the console. Completing it
+(``payments.services.order_three_ds``) replays the bill's charge with a new key and the
+processor's authentication; failing or abandoning it leaves the bill open.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from billing_backoffice.errors import BillingError, Conflict, NotFound
 from payments.errors import AccountNotFound
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.gateways.base import ChargeResult
-from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, UsageRecord, VerificationHold
+from payments.models import (
+    Account, Bill, Charge, LedgerEntry, PaymentMethod, ThreeDSChallenge, UsageRecord, VerificationHold,
+)
 from payments.services.billing import (
     MONTHLY_CHUNK_SIZE,
     account_unpaid_total,
@@ -390,7 +394,8 @@ def _gateway_charge(charge: Charge) -> ChargeResult:
     )
     if method.kind == PaymentMethod.Kind.PAYPAL:
         return paypal_gateway().charge(agreement_id=method.agreement_id, **common)
-    return card_gateway().charge(token=method.gateway_token, **common)
+    authentication = charge.authenticated_by.gateway_reference if charge.authenticated_by_id else ""
+    return card_gateway().charge(token=method.gateway_token, three_ds_authentication=authentication, **common)
 
 
 def charge_execute(*, charge_id: int, now: datetime) -> Charge:
@@ -402,7 +407,7 @@ def charge_execute(*, charge_id: int, now: datetime) -> Charge:
     returned as it is, with no gateway call.
     """
     try:
-        charge = Charge.objects.select_related("account", "payment_method", "bill").get(pk=charge_id)
+        charge = Charge.objects.select_related("account", "payment_method", "bill", "authenticated_by").get(pk=charge_id)
     except Charge.DoesNotExist:
         raise ChargeNotFound() from None
     if charge.status != Status.PENDING:
@@ -434,14 +439,29 @@ def _charge_run(charge: Charge, *, now: datetime) -> None:
     if result.succeeded:
         _charge_succeed(charge, gateway_reference=result.gateway_reference, now=now)
     elif result.requires_3ds:
-        _charge_fail(
-            charge, Reason.THREE_DS_NOT_COMPLETED, "PAY-5",
-            "The risk check asked for 3-D Secure for this order and it was not completed; nothing was charged.",
-            now,
-        )
+        _charge_ask_for_3ds(charge, authentication_id=result.authentication_id, now=now)
     else:
         reason, detail = DECLINES.get(result.decline_code, DECLINES["issuer_declined"])
         _charge_fail(charge, reason, "PAY-5", detail, now)
+
+
+def _charge_ask_for_3ds(charge: Charge, *, authentication_id: str, now: datetime) -> None:
+    """PAY-1 / PAY-5: the risk check asked for 3DS; nothing was charged. The charge fails and the
+    challenge the console shows the cardholder is opened with it, atomically: whoever records
+    the outcome opens the one challenge (the one-to-one makes a second impossible)."""
+    expires_at = now + settings.VERIFICATION_TIMEOUT
+    with transaction.atomic():
+        failed = _charge_fail(
+            charge, Reason.THREE_DS_NOT_COMPLETED, "PAY-5",
+            "The risk check asked for 3-D Secure for this order; nothing was charged. The bill is "
+            f"charged again once the cardholder completes the challenge (until {expires_at:%Y-%m-%d %H:%M} UTC).",
+            now,
+        )
+        if failed:
+            ThreeDSChallenge.objects.create(
+                payment_method_id=charge.payment_method_id, charge=charge, trigger=ThreeDSChallenge.Trigger.RISK,
+                gateway_reference=authentication_id[:64], created_at=now, expires_at=expires_at,
+            )
 
 
 def _charge_gateway_error(charge: Charge, error: Exception) -> None:

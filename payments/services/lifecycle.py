@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from billing_backoffice.errors import BillingError
 from payments import eligibility
 from payments.gateways import GatewayError, card_gateway
-from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services.accounts import account_close
 from payments.services.attempts import link_attempt_record
 from payments.services.linking import payment_method_fail, payment_method_verify_with_hold
@@ -110,6 +110,13 @@ def _expire_challenge(*, challenge_id: int, now: datetime) -> bool:
         return False
     challenge.status = ThreeDSChallenge.Status.EXPIRED
     challenge.save(update_fields=["status"])
+    if challenge.charge_id is not None:
+        # An order's challenge (PAY-1): the card stays as it is; the order's charge says why
+        # nothing was charged, and the bill stays open (PAY-5).
+        Charge.objects.filter(pk=challenge.charge_id).update(
+            failure_detail="The 3-D Secure challenge for this order was abandoned and timed out; nothing was charged."
+        )
+        return False
     method = challenge.payment_method
     if not payment_method_fail(method_id=method.pk, reason=Reason.THREE_DS_NOT_COMPLETED, now=now):
         return False
@@ -156,7 +163,7 @@ def _fail_unapproved_agreement(*, method_id: int, now: datetime) -> bool:
 
 def _recover_orphans(*, now: datetime) -> int:
     cutoff = now - settings.VERIFICATION_TIMEOUT
-    pending_challenge = ThreeDSChallenge.objects.filter(
+    pending_challenge = ThreeDSChallenge.objects.for_linking().filter(
         payment_method=OuterRef("pk"), status=ThreeDSChallenge.Status.PENDING
     )
     orphans = (
@@ -210,7 +217,7 @@ def _verification_passed(method: PaymentMethod) -> bool:
     """
     if method.kind != Kind.CARD or VerificationHold.objects.filter(payment_method=method).exists():
         return True
-    if method.three_ds_challenges.filter(status=ThreeDSChallenge.Status.SUCCEEDED).exists():
+    if method.three_ds_challenges.for_linking().filter(status=ThreeDSChallenge.Status.SUCCEEDED).exists():
         return True
     if method.account.region in eligibility.THREE_DS_MANDATORY_REGIONS:
         return False

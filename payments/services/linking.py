@@ -434,7 +434,13 @@ def three_ds_complete(*, challenge_id: int, outcome: str, now: datetime) -> Paym
     """LINK-5: the cardholder finished the challenge; success places the hold, failure fails."""
     with transaction.atomic():
         try:
-            challenge = ThreeDSChallenge.objects.select_for_update().select_related("payment_method").get(pk=challenge_id)
+            # Link challenges only: an order's challenge is completed by order_three_ds (PAY-1).
+            challenge = (
+                ThreeDSChallenge.objects.for_linking()
+                .select_for_update()
+                .select_related("payment_method")
+                .get(pk=challenge_id)
+            )
         except ThreeDSChallenge.DoesNotExist:
             raise ChallengeNotFound() from None
         if challenge.status != ThreeDSChallenge.Status.PENDING or challenge.expires_at <= now:

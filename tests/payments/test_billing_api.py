@@ -132,9 +132,47 @@ def test_pay_1_order_on_a_card_linked_through_the_api_that_needs_3ds_fails_pay_5
     completed = api.post(f"/api/v1/three-ds/{linked['three_ds']['id']}/complete/", {"outcome": "success"}, format="json")
     assert completed.json()["status"] == "active" and completed.json()["is_default"]
 
-    body = order(api, account_id).json()
+    placed = order(api, account_id)
+    assert placed.status_code == 201, placed.content
+    body = placed.json()
     assert (body["charge"]["status"], body["charge"]["failure_reason"]) == ("failed", "three_ds_not_completed")
+    assert body["three_ds"]["required"] and body["three_ds"]["status"] == "pending" and body["three_ds"]["expires_at"]
     assert PROCESSOR.charges == []
+    # The card's own 3DS is done: the method list does not show the order's challenge as the card's.
+    [card_row] = api.get(f"/api/v1/accounts/{account_id}/payment-methods/").json()["results"]
+    assert card_row["three_ds"] == {"required": False}
+
+    # PAY-1: the console completes the order's challenge at the same endpoint; the bill is charged.
+    answer = api.post(f"/api/v1/three-ds/{body['three_ds']['id']}/complete/", {"outcome": "success"}, format="json")
+    assert answer.status_code == 200, answer.content
+    paid = answer.json()
+    assert (paid["bill"]["id"], paid["bill"]["status"], paid["bill"]["amount_paid"]) == (body["bill"]["id"], "paid", "99.00")
+    assert paid["charge"]["status"] == "succeeded" and paid["charge"]["id"] != body["charge"]["id"]
+    assert paid["three_ds"] is None  # the latest charge needed no challenge
+    assert [c.amount for c in PROCESSOR.charges] == [Decimal("99.00")]
+
+    # A second answer is refused (409, PAY-1) and charges nothing; the console's order replay
+    # shows the paid bill.
+    again = api.post(f"/api/v1/three-ds/{body['three_ds']['id']}/complete/", {"outcome": "success"}, format="json")
+    assert assert_error(again, 409, "PAY-1")["code"] == "verification_not_pending"
+    assert len(PROCESSOR.charges) == 1
+    assert order(api, account_id).json()["bill"]["status"] == "paid"
+
+
+def test_pay_5_order_challenge_failed_through_the_api_is_200_with_the_open_bill(api):
+    account, _ = card_account("risk3ds")
+    body = order(api, account.pk).json()
+    answer = api.post(f"/api/v1/three-ds/{body['three_ds']['id']}/complete/", {"outcome": "failure"}, format="json")
+    assert answer.status_code == 200, answer.content
+    failed = answer.json()
+    assert failed["bill"]["status"] == "open" and failed["charge"]["id"] == body["charge"]["id"]
+    assert (failed["charge"]["failure_reason"], failed["charge"]["failure_rule"]) == ("three_ds_not_completed", "PAY-5")
+    assert (failed["three_ds"]["status"], failed["three_ds"]["required"]) == ("failed", False)
+    assert PROCESSOR.charges == []
+
+
+def test_pay_1_unknown_challenge_is_404(api):
+    assert assert_error(api.post("/api/v1/three-ds/999999/complete/", {"outcome": "success"}, format="json"), 404, None)
 
 
 def test_pay_5_order_of_an_account_whose_kyc_is_required_is_422_and_creates_nothing(api):

@@ -46,7 +46,7 @@ from payments.gateways import simulated
 from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services import accounts as account_services
 from payments.services import bills as bill_services
-from payments.services import charging, holds, lifecycle, linking, settlement
+from payments.services import charging, holds, lifecycle, linking, order_three_ds, settlement
 from payments.services.billing import AccountChunk, monthly_bills_generate, monthly_bills_generate_chunk
 from payments.services.defaults import payment_method_make_default
 from payments.services.ledger import account_balance, ledger_post
@@ -285,14 +285,17 @@ class BillingMachine(RuleBasedStateMachine):
 
     @rule(i=index, outcome=st.sampled_from(("success", "success", "failure")), twice=st.booleans())
     def complete_3ds(self, i, outcome, twice):
-        """LINK-5: the cardholder answers a pending challenge (sometimes too late, or twice)."""
+        """LINK-5 / PAY-1: the cardholder answers a pending challenge of a card link or of an
+        order (sometimes too late, or twice); an order's success charges its bill again."""
         challenge = pick(self.ids(ThreeDSChallenge.objects.filter(status=ThreeDSChallenge.Status.PENDING)), i)
         if challenge is None:
             return
-        self.call(linking.three_ds_complete, challenge_id=challenge, outcome=outcome, now=self.now)
+        for_order = ThreeDSChallenge.objects.filter(pk=challenge, charge__isnull=False).exists()
+        complete = order_three_ds.order_three_ds_complete if for_order else linking.three_ds_complete
+        self.call(complete, challenge_id=challenge, outcome=outcome, now=self.now)
         if twice:
-            _, refused = self.call(linking.three_ds_complete, challenge_id=challenge, outcome=outcome, now=self.now)
-            assert refused is not None, "LINK-5: a challenge was completed twice"
+            _, refused = self.call(complete, challenge_id=challenge, outcome=outcome, now=self.now)
+            assert refused is not None, "LINK-5 / PAY-1: a challenge was completed twice"
 
     @precondition(lambda self: self.accounts)
     @rule(i=index, payer=st.sampled_from(PAYERS),
