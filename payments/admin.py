@@ -29,7 +29,7 @@ from billing_backoffice.admin_site import (
     run_service_action,
 )
 from payments import services
-from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services.accounts import silent_period_ends_at
 from payments.services.linking import LOCAL_HOLD_AMOUNTS
 
@@ -474,16 +474,36 @@ class LinkAttemptAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
         return f"•••• {obj.last4}" if obj.last4 else EMPTY
 
 
+class ChallengePurposeFilter(admin.SimpleListFilter):
+    """A card link's challenge (LINK-5) or an order's (PAY-1)."""
+
+    title = "purpose"
+    parameter_name = "purpose"
+
+    def lookups(self, request, model_admin):
+        return (("link", "Card link (LINK-5)"), ("order", "Order charge (PAY-1)"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "link":
+            return queryset.for_linking()
+        if self.value() == "order":
+            return queryset.for_orders()
+        return queryset
+
+
 @admin.register(ThreeDSChallenge)
 class ThreeDSChallengeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "method", "account_uid", "trigger", "status", "created_at", "expires_at", "completed_at")
-    list_filter = ("status", "trigger")
+    list_display = (
+        "id", "method", "account_uid", "purpose", "trigger", "status", "created_at", "expires_at", "completed_at"
+    )
+    list_filter = ("status", ChallengePurposeFilter, "trigger")
     list_select_related = ("payment_method__account",)
     search_fields = ("payment_method__account__uid",)  # routed by get_search_results
     search_help_text = "Account UID or id (digits)."
-    raw_id_fields = ("payment_method",)
+    raw_id_fields = ("payment_method", "charge")
     fields = readonly_fields = (
-        "payment_method", "method", "trigger", "status", "created_at", "expires_at", "completed_at"
+        "payment_method", "method", "purpose", "charge", "replayed_by", "trigger", "status", "created_at",
+        "expires_at", "completed_at",
     )
 
     def get_search_results(self, request, queryset, search_term):
@@ -501,6 +521,21 @@ class ThreeDSChallengeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
     @admin.display(description="account", ordering="payment_method__account__uid")
     def account_uid(self, obj: ThreeDSChallenge):
         return obj.payment_method.account.uid
+
+    @admin.display(description="purpose")
+    def purpose(self, obj: ThreeDSChallenge):
+        if obj.charge_id is None:
+            return "Card link"
+        url = reverse("admin:payments_charge_change", args=[obj.charge_id])
+        return format_html('Order: <a href="{}">charge {}</a>', url, obj.charge_id)
+
+    @admin.display(description="charge after 3DS")
+    def replayed_by(self, obj: ThreeDSChallenge):
+        replay = Charge.objects.filter(authenticated_by=obj).only("pk", "status").first()
+        if replay is None:
+            return EMPTY
+        url = reverse("admin:payments_charge_change", args=[replay.pk])
+        return format_html('<a href="{}">charge {}</a> ({})', url, replay.pk, replay.get_status_display())
 
 # Bills, charges, usage and the ledger live in their own module to keep this one readable.
 from payments import billing_admin  # noqa: E402,F401  (registers its ModelAdmins)

@@ -38,7 +38,7 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.dashboard import billing_dashboard
 from billing_backoffice.errors import BillingError
-from payments.models import Account, Bill, Charge, LedgerEntry, UsageRecord
+from payments.models import Account, Bill, Charge, LedgerEntry, ThreeDSChallenge, UsageRecord
 from payments.services.bills import bill_pay_manual, settlement_switch, settlement_switch_history
 
 EMPTY = "—"
@@ -294,13 +294,13 @@ class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     list_filter = ("status", "kind", FailureReasonFilter)
     list_select_related = ("account",)
-    raw_id_fields = ("account", "bill", "payment_method")
+    raw_id_fields = ("account", "bill", "payment_method", "authenticated_by")
     ordering = ("-id",)
     search_fields = ("idempotency_key",)  # routed by get_search_results
     search_help_text = "Charge id, account UID or id (digits), or the exact idempotency key."
     fields = readonly_fields = (
         "account", "bill", "payment_method", "kind", "amount", "currency", "status", "failure_reason",
-        "failure_rule", "failure_detail", "gateway_reference", "idempotency_key", "attempts",
+        "failure_rule", "failure_detail", "three_ds", "gateway_reference", "idempotency_key", "attempts",
         "created_at", "completed_at",
     )
 
@@ -311,6 +311,18 @@ class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="account", ordering="account__uid")
     def account_uid(self, obj: Charge):
         return account_link(obj.account)
+
+    @admin.display(description="3-D Secure (PAY-1)")
+    def three_ds(self, obj: Charge):
+        """The challenge this charge asked for, or the completed one it was sent again with."""
+        asked = ThreeDSChallenge.objects.filter(charge=obj).first()
+        challenge, role = (asked, "asked for") if asked else (obj.authenticated_by, "sent after")
+        if challenge is None:
+            return EMPTY
+        url = reverse("admin:payments_threedschallenge_change", args=[challenge.pk])
+        return format_html(
+            '{} <a href="{}">challenge {}</a> ({})', role, url, challenge.pk, challenge.get_status_display()
+        )
 
 
 @admin.register(UsageRecord)

@@ -20,10 +20,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.models import Account, Bill, Charge, LedgerEntry, UsageRecord
+from payments.models import Account, Bill, Charge, LedgerEntry, ThreeDSChallenge, UsageRecord
 from payments.services.ledger import account_balance
+from payments.services.order_three_ds import order_three_ds_complete
 from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
+from tests.payments.test_charging import card_account, place
 from tests.payments.test_roles import action_post, changelist, finance, manager, superuser  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -371,3 +373,31 @@ def test_set_1_account_page_links_to_its_settlement_switch_and_ledger(client):
     page = client.get(f"/admin/payments/account/{account.pk}/change/").content.decode()
     assert f"/admin/payments/bill/settlement/{account.pk}/" in page and "automatic settlement: off" in page
     assert f"/admin/payments/ledgerentry/account/{account.pk}/" in page
+
+
+def test_pay_1_order_3ds_is_traceable_from_the_charge_and_the_challenge_pages(login):
+    """The charge that asked for 3DS links its challenge; the challenge lists as an order's and
+    links the charge sent after it (PAY-1, PAY-5)."""
+    now = timezone.now()
+    account, _ = card_account("risk3ds")
+    asked = place(account, "30.00", now=now).charge
+    challenge = ThreeDSChallenge.objects.get(charge=asked)
+    link_challenge = ThreeDSChallenge.objects.create(
+        payment_method=account.payment_methods.get(), trigger=ThreeDSChallenge.Trigger.REGION,
+        status=ThreeDSChallenge.Status.SUCCEEDED, created_at=now, expires_at=now,
+    )
+    replay = order_three_ds_complete(challenge_id=challenge.pk, outcome="success", now=now).charge
+
+    client = login("finance")
+    asked_page = client.get(reverse("admin:payments_charge_change", args=[asked.pk])).content.decode()
+    assert "three_ds_not_completed" in asked_page and "asked for" in asked_page
+    assert reverse("admin:payments_threedschallenge_change", args=[challenge.pk]) in asked_page
+    replay_page = client.get(reverse("admin:payments_charge_change", args=[replay.pk])).content.decode()
+    assert "sent after" in replay_page
+
+    admin = login("superuser")
+    orders = result_pks(admin.get(changelist("threedschallenge"), {"purpose": "order"}))
+    assert orders == {challenge.pk}
+    assert result_pks(admin.get(changelist("threedschallenge"), {"purpose": "link"})) == {link_challenge.pk}
+    detail = admin.get(reverse("admin:payments_threedschallenge_change", args=[challenge.pk])).content.decode()
+    assert reverse("admin:payments_charge_change", args=[replay.pk]) in detail and "Succeeded" in detail
