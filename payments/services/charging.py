@@ -701,6 +701,9 @@ def charge_retry(*, charge_id: int, now: datetime) -> Charge | None:
     (a new key: the failed attempt charged nothing). None when the bill needs no more attempts."""
     with transaction.atomic():
         failed = Charge.objects.select_related("bill").get(pk=charge_id)
+        # Account, then bill, as settlement locks them: the new charge's insert takes a key-share
+        # lock on the account, which must not wait on a settlement waiting on this bill.
+        Account.objects.select_for_update().only("pk").get(pk=failed.account_id)
         bill = Bill.objects.select_for_update().get(pk=failed.bill_id)
         attempts = bill.charges.count()
         if bill.status == Bill.Status.PAID or attempts >= MAX_CHARGE_ATTEMPTS or bill.charges.filter(pk__gt=failed.pk).exists():

@@ -306,3 +306,33 @@ def test_pay_1_completion_racing_the_expiry_job_either_charges_or_expires_never_
         assert challenge.status == ThreeDSChallenge.Status.EXPIRED
         assert isinstance(outcomes[0], VerificationNotPending) and PROCESSOR.charges == []
     assert_all_invariants(processor=PROCESSOR)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.race
+def test_set_2_completion_racing_a_settlement_of_the_same_bill_pays_it_once_without_deadlock(now):
+    """Money arrives and is settled while the cardholder completes 3DS: both lock the account and
+    then the bill, so neither waits on the other in a cycle; the replay charges only what the
+    settlement left, and the bill is paid exactly once (SET-2, SET-4, I2)."""
+    rounds = []
+    for index in range(6):
+        account, _, _, challenge = risky_order("100.00", now=now, reference=f"ord-{index}")
+        credit(account, "40.00", now=now)
+        rounds.append((account, challenge))
+
+    calls = []
+    for account, challenge in rounds:
+        calls.append(lambda challenge=challenge: complete(challenge, now=now))
+        calls.append(lambda account=account: settle_accounts(account_ids=[account.pk], now=now))
+    outcomes = run_at_once(calls)
+
+    assert not errors_of(outcomes), errors_of(outcomes)
+    for account, _ in rounds:
+        bill = Bill.objects.get(account=account)
+        assert (bill.status, bill.amount_paid) == (Bill.Status.PAID, D("100.00"))
+        replay = Charge.objects.get(account=account, authenticated_by__isnull=False)
+        # Settled first: the replay charged the 60.00 left; charged first: 100.00 and the 40.00
+        # credit stays on the balance. Either way nothing is paid twice and nothing is lost.
+        assert replay.amount in (D("60.00"), D("100.00"))
+        assert account_balance(account_id=account.pk, currency="USD") == replay.amount - D("60.00")
+    assert_all_invariants(processor=PROCESSOR)
