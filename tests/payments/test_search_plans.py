@@ -56,3 +56,16 @@ def test_admin_search_uses_an_index(queryset, index, big_tables):
         text = plan(queryset())
     assert "Seq Scan" not in text, text
     assert index in text, text
+
+
+def test_admin_paypal_email_search_uses_the_partial_index(big_tables):
+    """The admin's e-mail search names ``kind`` too: the e-mail index only covers PayPal rows."""
+    from django.contrib import admin
+    from django.db import transaction
+
+    model_admin = admin.site._registry[PaymentMethod]
+    queryset, _ = model_admin.get_search_results(None, PaymentMethod.objects.all(), "P1@example.com")
+    with transaction.atomic():
+        text = plan(queryset)
+    assert "Seq Scan" not in text, text
+    assert "pm_paypal_email_upper" in text, text
