@@ -7,7 +7,8 @@ database, no memory left over from the previous one) with this process's environ
 all use the same ``DATABASE_URL`` or, when it is unset, the same embedded PostgreSQL. Each writes
 its figures with ``--json``; this script gathers them, with the sizes and the wall time, into one
 file and prints a summary table. The full-size runs (QUALITY.md budgets at 100k entries, 1M
-accounts) are the benchmarks' own defaults: run them one by one.
+accounts, a 100k hold backlog, 200k accounts / 2M methods / 1M bills in the admin) are the
+benchmarks' own defaults: run them one by one.
 
 Exits non-zero when a benchmark fails (its output is shown); a figure outside its budget is
 reported in the table (``within_budget``), not as a failure: timings on shared machines drift.
@@ -33,12 +34,19 @@ RESULTS = HERE / "results"
 SMALL_TIER = {
     "statement_import": ["bench_statement_import.py", "--entries", "20000", "--dedicated-entries", "5000"],
     "settlement": ["bench_settlement.py", "--accounts", "10000", "--bills-per-account", "3", "--chunk", "500"],
+    "hold_release": ["bench_hold_release.py", "--holds", "10000", "--workers", "1,2"],
+    "admin": [
+        "bench_admin.py", "--accounts", "20000", "--methods-per-account", "10", "--bills", "100000",
+        "--transactions", "100000", "--claims", "20000",
+    ],
 }
 
 # The figures shown in the summary table, per benchmark (the JSON file keeps all of them).
 SUMMARY = {
     "statement_import": ["scenario", "entries", "first_s", "reimport_ratio", "peak_rss_mb", "rate_per_s", "within_budget"],
     "settlement": ["accounts", "bills_settled", "settle_s", "ratio", "est_1M_accounts_s", "within_budget"],
+    "hold_release": ["workers", "holds", "drain_s", "holds_per_s", "ratio", "est_100k_s", "within_budget"],
+    "admin": ["url", "median_ms", "kb", "queries", "ratio", "within_budget"],
 }
 
 
