@@ -14,6 +14,7 @@ recorded, with the actor of the request, task or ``audit_context`` block.
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, User
+from django.db import models
 
 from billing_backoffice import audit
 
@@ -36,3 +37,47 @@ class GroupPermissionGrant(Group.permissions.through):
         proxy = True
         verbose_name = "group permission"
         verbose_name_plural = "group permissions"
+
+
+class ScheduledRun(models.Model):
+    """One run of a scheduled job in one window: the guard that makes a second beat firing in
+    the same window skip the job (``billing_backoffice/scheduled_runs.py`` claims and finishes
+    these rows; nothing else writes them)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "running"
+        FINISHED = "finished", "finished"
+
+    job = models.CharField(max_length=100, help_text="The task's name, e.g. payments.settlement_sweep.")
+    window = models.CharField(
+        max_length=300,
+        help_text="The beat interval the firing fell in (2026-11-26T12:15:00Z); the monthly jobs put their "
+        "billing period first (2026-10@2026-11-26T12:00:00Z), an operator's run its message "
+        "(2026-10@manual:<task id>).",
+    )
+    task_id = models.CharField(max_length=255, help_text="The Celery task (message) that owns the run.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    attempts = models.PositiveIntegerField(
+        default=1, help_text="Times the run was started: redeliveries of its message and takeovers count."
+    )
+    started_at = models.DateTimeField(help_text="When the current owner started (or took over) the run.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        help_text="Until then the owner is presumed alive; after it, an unfinished run may be taken over."
+    )
+
+    class Meta:
+        verbose_name = "scheduled run"
+        verbose_name_plural = "scheduled runs"
+        constraints = [
+            # The guarantee itself: two firings in one window cannot both insert their run.
+            models.UniqueConstraint(fields=["job", "window"], name="scheduled_run_one_per_window"),
+            models.CheckConstraint(
+                condition=models.Q(status="running", finished_at__isnull=True)
+                | models.Q(status="finished", finished_at__isnull=False),
+                name="scheduled_run_finished_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.window}"

@@ -179,6 +179,9 @@ def world(now, roles):
     CrontabSchedule.objects.create(minute="0", hour="3")
     SolarSchedule.objects.create(event="sunrise", latitude=Decimal("1.0"), longitude=Decimal("2.0"))
     ClockedSchedule.objects.create(clocked_time=now)
+    from billing_backoffice.scheduled_runs import window_claim
+
+    window_claim(job="payments.settlement_sweep", window="2026-11-26T12:00:00Z", task_id="matrix", now=now)
 
 
 def some_object(model):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -430,8 +431,9 @@ def test_set_2_sweep_fans_out_due_accounts_in_chunks(now, settings, monkeypatch,
 
 
 def test_set_4_two_beat_firings_in_one_window_pay_each_bill_once(now, monkeypatch, django_capture_on_commit_callbacks):
-    """The sweep relies on idempotency: a double firing fans out the same chunks twice and the
-    second settlement of each chunk finds nothing left to pay."""
+    """The second firing in the window is skipped (billing_backoffice/scheduled_runs.py), so the
+    chunks go out once; delivered twice anyway, the second settlement finds nothing left to pay.
+    More cases (redelivery, lease takeover, threads) in tests/test_scheduled_runs.py."""
     accounts = [AccountFactory() for _ in range(3)]
     for a in accounts:
         make_bill(a, "10.00", issued_at=day(2, now))
@@ -439,11 +441,12 @@ def test_set_4_two_beat_firings_in_one_window_pay_each_bill_once(now, monkeypatc
         credit(a, "15.00", now=now)
     sent = []
     monkeypatch.setattr(settlement_tasks.settle_chunk, "delay", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(settlement_tasks, "timezone", SimpleNamespace(now=lambda: now))  # one window
     with django_capture_on_commit_callbacks(execute=True):
         settlement_tasks.settlement_sweep()
         settlement_tasks.settlement_sweep()  # beat fired twice before any chunk ran
-    assert len(sent) == 2 and sent[0] == sent[1]
-    results = [settlement_tasks.settle_chunk(**kwargs) for kwargs in sent]
+    assert len(sent) == 1
+    results = [settlement_tasks.settle_chunk(**kwargs) for kwargs in sent * 2]
     assert results == [6, 0]
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.BILL_PAYMENT).count() == 6
     for a in accounts:
