@@ -248,6 +248,10 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
     )
     list_filter = (WorkQueueFilter, "status", "source", CurrencyFilter, ("submitted_at", admin.DateFieldListFilter))
     list_select_related = ("account", "bank_transaction")
+    # Newest first by id (the primary key's index; ids follow submission, as submitted_at does):
+    # ordering by submitted_at sorted every claim on disk for each page (0.1-0.14 s at 200k,
+    # benchmarks/bench_admin.py).
+    ordering = ("-id",)
     raw_id_fields = ("account", "bank_transaction", "initiated_by", "reviewed_by", "decided_by")
     search_fields = ("bank_reference",)  # routed by get_search_results
     search_help_text = "Claim id, account UID or id (digits), or the exact bank reference."
