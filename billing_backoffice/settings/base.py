@@ -195,7 +195,8 @@ BILLING_BEAT_SCHEDULE = {
     "generate-monthly-bills": {"task": "payments.generate_monthly_bills", "every": timedelta(hours=1)},
     "month-end-deduction": {"task": "payments.month_end_deduction", "every": timedelta(hours=1)},
     "retry-failed-charges": {"task": "payments.retry_failed_charges", "every": timedelta(minutes=30)},
-    # Settlement (SET-2) and overdue bills (CRED-3); both are idempotent, so a double firing is harmless.
+    # Settlement (SET-2) and overdue bills (CRED-3): idempotent; the sweep also runs once per window
+    # (billing_backoffice.scheduled_runs), so a double firing is skipped.
     "settlement-sweep": {"task": "payments.settlement_sweep", "every": timedelta(minutes=15)},
     "mark-overdue-bills": {"task": "payments.mark_overdue_bills", "every": timedelta(hours=1)},
     "import-statement-inbox": {
