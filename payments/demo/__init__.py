@@ -16,6 +16,17 @@ machine; times are relative to the ``now`` the caller passes.
 
 Modules: ``tables`` (what the data is drawn from), ``builder`` (one account, its life cycle and
 its live methods), ``failures`` (failed verifications and refused attempts), ``plans``.
+
+Billing and remittances are not built in bulk: money moves only through the services, the
+ledger's only writers, so every bill, charge, ledger entry, statement and claim is what the
+running system would have written. ``profiles`` gives every ninth account a billing story (and
+shapes its account and methods for it); ``history`` plays the stories in time order on one
+``timeline`` over the months before ``now`` (``clock``): ``billing`` (usage, bills, charges,
+orders), ``credit`` (applications, dedicated accounts, settlement switch, transfers), ``bank``
+and ``claims`` (statement days, imported as ``camt`` files, and the claims on the shared
+account). The history ends where the jobs would have left it: the settlement, threshold,
+month-end, overdue and retry jobs, and the tasks the seed enqueues on commit, find nothing to do.
+A second manager, ``manager2``, decides the credit applications ``manager`` records (CRED-2).
 """
 
 from __future__ import annotations
@@ -26,10 +37,18 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
+from django.db.models import Q
 
-from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from payments.models import (
+    Account, Bill, Charge, LedgerEntry, LinkAttempt, PaymentMethod, ThreeDSChallenge, UsageRecord, VerificationHold,
+)
+from remittances.models import BankStatement, BankTransaction, CreditLimitRequest, RemittanceAccount, RemittanceClaim
 
+from .bank import shared_numbers
+from .billing import Staff
 from .builder import AccountBuilder
+from .clock import Clock
+from .history import seed_history
 from .plans import AccountPlan
 from .tables import ACCOUNT_COUNT, UID_PREFIX, demo_uid
 
@@ -43,6 +62,9 @@ DEMO_USERS = {
     "admin": (None, True, "superuser"),
     "manager": (ACCOUNT_MANAGERS_GROUP, False, 'account manager (group "Account managers")'),
     "finance": (FINANCE_GROUP, False, 'finance staff (group "Finance staff")'),
+    # CRED-2: whoever records a credit application never decides it; "manager" records, this
+    # second account manager decides (claims need no second person: finance decides those).
+    "manager2": (ACCOUNT_MANAGERS_GROUP, False, 'account manager (decides applications "manager" recorded)'),
 }
 
 __all__ = ["ACCOUNT_COUNT", "DEMO_USERS", "UID_PREFIX", "SeedResult", "demo_counts", "demo_uid",
@@ -55,6 +77,7 @@ class SeedResult:
     existing_accounts: int
     counts: dict[str, int]
     users: dict[str, str]
+    billing_histories: int = 0  # accounts whose billing history this run made
 
 
 def ensure_demo_users(*, password: str) -> dict:
@@ -102,8 +125,16 @@ def _save(plans: list[AccountPlan]) -> None:
     LinkAttempt.objects.bulk_create(sorted(attempts, key=lambda a: a.created_at), batch_size=1000)
 
 
+def demo_receiving_accounts():
+    """The demo's shared receiving accounts and the dedicated ones of demo accounts."""
+    return RemittanceAccount.objects.filter(
+        Q(account__uid__startswith=UID_PREFIX) | Q(account__isnull=True, number__in=shared_numbers())
+    )
+
+
 def demo_counts() -> dict[str, int]:
     demo = {"account__uid__startswith": UID_PREFIX}
+    receiving = demo_receiving_accounts()
     return {
         "accounts": Account.objects.filter(uid__startswith=UID_PREFIX).count(),
         "payment methods": PaymentMethod.objects.filter(**demo).count(),
@@ -112,27 +143,41 @@ def demo_counts() -> dict[str, int]:
             payment_method__account__uid__startswith=UID_PREFIX
         ).count(),
         "link attempts": LinkAttempt.objects.filter(**demo).count(),
+        "usage records": UsageRecord.objects.filter(**demo).count(),
+        "bills": Bill.objects.filter(**demo).count(),
+        "charges": Charge.objects.filter(**demo).count(),
+        "ledger entries": LedgerEntry.objects.filter(**demo).count(),
+        "credit applications": CreditLimitRequest.objects.filter(**demo).count(),
+        "remittance accounts": receiving.count(),
+        "bank statements": BankStatement.objects.filter(receiving_account__in=receiving).count(),
+        "bank transactions": BankTransaction.objects.filter(receiving_account__in=receiving).count(),
+        "remittance claims": RemittanceClaim.objects.filter(**demo).count(),
         "staff users": get_user_model().objects.filter(username__in=DEMO_USERS).count(),
     }
 
 
 def seed_demo(*, now: datetime, password: str, count: int = ACCOUNT_COUNT) -> SeedResult:
-    """Create the demo accounts that are missing, and the demo staff users; idempotent."""
+    """Create the demo accounts that are missing and the billing history of those that have
+    none, and the demo staff users; idempotent."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         users = ensure_demo_users(password=password)
         wanted = {demo_uid(i): i for i in range(count)}
         existing = set(Account.objects.filter(uid__in=wanted).values_list("uid", flat=True))
+        history_start = Clock(now).history_start
         plans = [
-            AccountBuilder(i, now=now, manager=users["manager"]).build()
+            AccountBuilder(i, now=now, manager=users["manager"], history_start=history_start).build()
             for uid, i in wanted.items()
             if uid not in existing
         ]
         _save(plans)
+        staff = Staff(manager=users["manager"], manager2=users["manager2"], finance=users["finance"])
+        stories = seed_history(now=now, staff=staff, count=count)
     return SeedResult(
         created_accounts=len(plans),
         existing_accounts=len(existing),
         counts=demo_counts(),
         users={name: description for name, (_, _, description) in DEMO_USERS.items()},
+        billing_histories=stories,
     )

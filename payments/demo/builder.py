@@ -21,6 +21,7 @@ from payments.services.linking import card_fingerprint, hold_amount_for
 
 from .failures import failed_method, refusal
 from .plans import AccountPlan, MethodPlan
+from .profiles import Profile, billing_profile, shape_for_billing, story_kyc
 from .tables import (
     CARD_PREFIX, CITIES, COMPANY_SUFFIX, COMPANY_WORDS, COUNTRIES, FIRST_NAMES, LAST_NAMES,
     LIVE_SCENARIOS, NETWORK_WEIGHT, REGION_ORDER, SEED, STREETS, demo_uid,
@@ -41,11 +42,12 @@ def luhn_number(prefix: str, length: int, rng: random.Random) -> str:
 class AccountBuilder:
     """Plans one demo account and everything under it from its own seeded generator."""
 
-    def __init__(self, index: int, *, now: datetime, manager):
+    def __init__(self, index: int, *, now: datetime, manager, history_start: datetime):
         self.rng = random.Random(f"{SEED}-{index}")
         self.index = index
         self.now = now
         self.manager = manager
+        self.history_start = history_start  # the billing story's first event (payments.demo.clock)
         self.slot = 0  # per-account method counter; part of every generated identifier
 
     # --- small helpers -----------------------------------------------------------------------
@@ -132,11 +134,18 @@ class AccountBuilder:
         )
         plan = AccountPlan(account=self.account, created_at=created)
         self.created, self.end = created, now  # methods are linked while the account was active
-        self.life_cycle()
         account = self.account
+        # An account with a billing story (payments.demo.profiles) is active, with the KYC status
+        # its story needs; the others live their own life cycle.
+        profile = billing_profile(self.index)
+        if profile == Profile.NONE:
+            self.life_cycle()
+        else:
+            account.kyc_status = story_kyc(profile, account.kyc_status)
 
         kyc_blocked = account.kyc_status in (Account.KycStatus.REQUIRED, Account.KycStatus.PENDING)
-        if kyc_blocked and account.status == Account.Status.ACTIVE:
+        # A billing story's account asked for KYC (KYC_BLOCKED) was asked after it linked its card.
+        if kyc_blocked and account.status == Account.Status.ACTIVE and profile == Profile.NONE:
             for _ in range(rng.randint(1, 2)):
                 kind_ = Kind.PAYPAL if eligibility.paypal_allowed(region) and rng.random() < 0.3 else Kind.CARD
                 plan.attempts.append(self.attempt(
@@ -153,9 +162,12 @@ class AccountBuilder:
                 reason=Reason.ACCOUNT_NOT_ACTIVE, rule="LINK-2", network=Network.VISA, last4=self.last4(),
                 detail=f"The account is {account.get_status_display().lower()}; no method can be linked to it.",
             ))
+        if profile != Profile.NONE:
+            shape_for_billing(self, plan, profile, start=self.history_start)
         account.has_running_resources = account.status == Account.Status.ACTIVE and any(
-            m.method.status == Status.ACTIVE for m in plan.methods) and rng.random() < 0.6
-        account.has_outstanding_bills = account.status == Account.Status.ACTIVE and rng.random() < 0.1
+            m.method.status == Status.ACTIVE for m in plan.methods) and (profile != Profile.NONE or rng.random() < 0.6)
+        # DEL-3: set by the billing services when a bill is issued, cleared when all are paid.
+        account.has_outstanding_bills = False
         return plan
 
     def kyc(self, kind: str) -> str:
@@ -332,11 +344,14 @@ class AccountBuilder:
         plan.attempts.append(self.agreement_sent(m, created))
         return plan
 
-    def expired_card(self) -> MethodPlan:
-        """DEL-5: a card linked while valid, expired after the last day of its expiry month."""
+    def expired_card(self, *, expired_before: datetime | None = None) -> MethodPlan:
+        """DEL-5: a card linked while valid, expired after the last day of its expiry month
+        (and, with ``expired_before``, marked expired before that moment)."""
         placed = self.between(self.created + timedelta(days=1), self.created + timedelta(days=30))
         first = (placed.year * 12 + placed.month) + 2          # at least two months after linking
         last = (self.end.year * 12 + self.end.month) - 2       # expired (job ran) before the end
+        if expired_before is not None:
+            last = min(last, expired_before.year * 12 + expired_before.month - 2)
         if last < first:
             return self.verified(Kind.CARD, placed, "released")
         month_index = self.rng.randint(first, last)
