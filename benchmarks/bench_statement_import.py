@@ -9,12 +9,15 @@ never touches the real one), generates camt.053 files in memory and imports them
 ``statement_import``:
 
 - shared account (REM-2): every credit stays unmatched; the pure import path.
-- dedicated account (REM-1): every credit is posted to the ledger at once (one ``ledger_post``
-  per line, the only writer of the ledger).
+- dedicated account (REM-1): every credit is posted to the ledger at once (bulk ledger postings,
+  one ledger entry per line).
 
-For each: the first import, a re-import of the same bytes and a re-send of the same entries as
-other bytes (both must insert nothing), with wall time and the process's peak resident memory
-while importing (sampled by a thread).
+For each: the first import, a re-import of the same bytes (recognised by the file's hash) and a
+re-send of the same entries as other bytes: the file as the bank generates it again, with a new
+message id and creation time, so every entry is checked by its key (REM-4). Both must insert and
+credit nothing. Figures: wall time of each import, the ratios of both re-imports to the first
+import of the same run (QUALITY.md: at most 0.5), and the process's peak resident memory while
+importing (sampled by a thread).
 """
 
 from __future__ import annotations
@@ -51,8 +54,13 @@ BUDGET_SECONDS = 60
 BUDGET_BYTES = 1024**3
 
 
-def camt053(*, entries: int, iban: str, statement_id: str) -> bytes:
-    """A camt.053.001.08 with ``entries`` booked credits of 1.00 to 9.99, each with one detail."""
+def camt053(*, entries: int, iban: str, statement_id: str, message_id: str = "",
+            created: str = "2026-11-25T18:00:00") -> bytes:
+    """A camt.053.001.08 with ``entries`` booked credits of 1.00 to 9.99, each with one detail.
+
+    ``message_id`` and ``created`` are the group header's: a file generated again by the bank
+    has new ones, and the same statement and entries.
+    """
     parts = []
     total = Decimal("0.00")
     for i in range(entries):
@@ -71,7 +79,7 @@ def camt053(*, entries: int, iban: str, statement_id: str) -> bytes:
     head = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>'
-        f"<GrpHdr><MsgId>{statement_id}</MsgId><CreDtTm>2026-11-25T18:00:00</CreDtTm></GrpHdr>"
+        f"<GrpHdr><MsgId>{message_id or statement_id}</MsgId><CreDtTm>{created}</CreDtTm></GrpHdr>"
         f"<Stmt><Id>{statement_id}</Id><Acct><Id><IBAN>{iban}</IBAN></Id><Ccy>USD</Ccy></Acct>"
         '<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="USD">0.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
         "<Dt><Dt>2026-11-25</Dt></Dt></Bal>"
@@ -121,14 +129,20 @@ def receiving_accounts():
 
 
 def scenario(name: str, *, entries: int, iban: str) -> dict:
-    data = camt053(entries=entries, iban=iban, statement_id=f"BENCH-{name.upper()}")
+    statement_id = f"BENCH-{name.upper()}"
+    data = camt053(entries=entries, iban=iban, statement_id=statement_id)
+    file_mb = round(len(data) / 1e6, 1)
     rows_before = BankTransaction.objects.count()
     first, first_peak, summary = timed_import(data)
     rows_after = BankTransaction.objects.count()
     again, again_peak, resummary = timed_import(data)
-    # The same statement re-sent with other bytes (CRLF line ends): no hash match, so every
-    # entry is checked by its key (the batched duplicate lookup).
-    resent, resent_peak, resent_summary = timed_import(data.replace(b"\n", b"\r\n"))
+    # The same statement generated again by the bank: new message id and creation time, other
+    # bytes, so no hash match and every entry is checked by its key (the batched lookup).
+    regenerated = camt053(entries=entries, iban=iban, statement_id=statement_id,
+                          message_id=f"{statement_id}-AGAIN", created="2026-11-26T06:00:00")
+    assert regenerated != data
+    del data  # one file in memory at a time, as for the first import
+    resent, resent_peak, resent_summary = timed_import(regenerated)
     assert rows_after - rows_before == entries, "the first import must record every entry"
     assert BankTransaction.objects.count() == rows_after, "a re-import must insert nothing"
     assert resummary.duplicates == entries and resummary.credited == 0
@@ -136,7 +150,7 @@ def scenario(name: str, *, entries: int, iban: str) -> dict:
     return {
         "scenario": name,
         "entries": entries,
-        "file_mb": round(len(data) / 1e6, 1),
+        "file_mb": file_mb,
         "first_s": round(first, 2),
         "reimport_s": round(again, 2),
         "reimport_ratio": round(again / first, 3),
@@ -147,7 +161,7 @@ def scenario(name: str, *, entries: int, iban: str) -> dict:
         "unmatched": summary.unmatched,
         "rate_per_s": round(entries / first),
         "within_budget": first < BUDGET_SECONDS and max(first_peak, again_peak, resent_peak) < BUDGET_BYTES
-        and again <= first / 2,
+        and again <= first / 2 and resent <= first / 2,
     }
 
 
@@ -179,8 +193,9 @@ def main() -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths)))
-    print(f"budgets: first import < {BUDGET_SECONDS} s, peak RSS < 1 GB, re-import <= 0.5 x first import")
-    print("reimport = the same bytes (recognised by hash); resent = same entries, other bytes (keys checked)")
+    print(f"budgets: first import < {BUDGET_SECONDS} s, peak RSS < 1 GB, re-import and re-send <= 0.5 x first import")
+    print("reimport = the same bytes (recognised by hash); resent = same statement generated again "
+          "(new message id and time: other bytes, every entry checked by its key)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -2,8 +2,9 @@
 
 - XML only through defusedxml, with DTDs forbidden outright: a billion-laughs bomb or an external
   entity (``file:///etc/passwd``) is refused at its ``<!DOCTYPE`` before anything is expanded.
-- Streaming: ``iterparse`` hands us each ``Ntry`` when it is complete; we read it into a small
-  dataclass and drop the element, so memory grows with the parsed dataclasses, not the XML tree.
+- Streaming (``xmlstream``): the file is fed to the parser in chunks and each part of a statement
+  (``Ntry``, ``Bal``...) is read into a small dataclass once it has ended, then dropped from the
+  tree, so memory grows with the parsed dataclasses, not the XML tree.
 - Namespace-agnostic: elements are matched by local name, so one reader serves every version.
   The version itself comes from the document's namespace and must be one we know; anything else
   (camt.052, pain.001, an unknown version, a document with no ISO 20022 namespace) is an explicit
@@ -17,12 +18,10 @@
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import date, datetime
 from xml.etree.ElementTree import Element, ParseError
 
-import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from .common import (
@@ -38,6 +37,7 @@ from .common import (
     parse_amount,
     parse_currency,
 )
+from .xmlstream import read_document
 
 SUPPORTED_VERSIONS = range(2, 14)  # .001.02 through .001.13
 _NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(\d{3})\.001\.(\d{2})$")
@@ -48,41 +48,63 @@ CLOSING_CODES = ("CLBD",)  # closing booked
 
 
 def local(tag: str) -> str:
-    """``{urn:...}Ntry`` -> ``Ntry``."""
+    """``uri}Ntry`` (as expat names it) or ``{uri}Ntry`` -> ``Ntry``."""
     return tag.rpartition("}")[2]
 
 
-def strip_namespaces(element: Element) -> Element:
+def strip_namespaces(element: Element, names: dict[str, str]) -> Element:
     """Rename every element of a finished subtree to its local name, in one pass.
 
     Matching by local name is what makes the reader version- and prefix-agnostic; doing it once
     per subtree lets the lookups below use ElementTree's C ``find`` instead of Python scans.
+    ``names`` remembers the local name of each expat name (``uri}Ntry``) met in the document.
     """
     for node in element.iter():
         tag = node.tag
-        if isinstance(tag, str) and tag[:1] == "{":
-            node.tag = tag.rpartition("}")[2]
+        try:
+            node.tag = names[tag]
+        except KeyError:
+            node.tag = names[tag] = local(tag)
     return element
 
 
-# The lookups below expect a subtree passed through strip_namespaces().
+# The lookups below expect a subtree passed through strip_namespaces(). A path of several names
+# means what it means to ElementTree's ``find("A/B")`` (the first B under any A, in document
+# order), but walks one name at a time so that each step is ElementTree's C lookup rather than
+# its Python path engine.
 
 
 def child(element: Element | None, *path: str) -> Element | None:
     """The first descendant along ``path`` of local names, or None."""
     if element is None:
         return None
-    return element.find("/".join(path))
-
-
-def children(element: Element | None, name: str) -> list[Element]:
-    return [] if element is None else element.findall(name)
+    if len(path) == 1:
+        return element.find(path[0])
+    first, *rest = path
+    for candidate in element.findall(first):
+        found = child(candidate, *rest)
+        if found is not None:
+            return found
+    return None
 
 
 def text(element: Element | None, *path: str) -> str:
     if element is None:
         return ""
-    return (element.findtext("/".join(path)) or "").strip()
+    if len(path) == 1:
+        value = element.findtext(path[0])
+    elif len(path) == 2:  # the common two-step path, without the recursion of child()
+        value = None
+        first, last = path
+        for candidate in element.findall(first):
+            found = candidate.find(last)
+            if found is not None:
+                value = found.text
+                break
+    else:
+        found = child(element, *path)
+        value = None if found is None else found.text
+    return value.strip() if value else ""
 
 
 def _date(element: Element | None, *, where: str) -> date | None:
@@ -134,28 +156,44 @@ def _status(entry: Element, *, where: str) -> str:
     return code.upper()
 
 
+_ACCOUNT_OF = {"Dbtr": "DbtrAcct", "Cdtr": "CdtrAcct"}
+
+
 def _party(related: Element | None, role: str) -> tuple[str, str]:
     """Name and account of the debtor or creditor, in either the old or the .08+ layout."""
-    party = child(related, role)
+    if related is None:
+        return "", ""
+    party = related.find(role)
     name = text(party, "Pty", "Nm") or text(party, "Nm")
-    return name, _account_id(child(related, f"{role}Acct"))
+    return name, _account_id(related.find(_ACCOUNT_OF[role]))
+
+
+# _entry and _detail run once per line of a file of up to 100k lines: they call ElementTree's C
+# lookups directly where a path has one step, and keep the order of the checks (the first fault
+# of an entry is the one reported).
 
 
 def _detail(tx: Element, *, credit: bool, where: str) -> ParsedDetail:
-    amount_el = child(tx, "Amt")
+    amount_el = tx.find("Amt")
     if amount_el is None:
         amount_el = child(tx, "AmtDtls", "TxAmt", "Amt")
     amount = currency = None
     if amount_el is not None:
         amount, currency = _amount_element(amount_el, where=f"{where} amount")
     # The counterparty: who paid us for a credit, whom we paid for a debit.
-    related = child(tx, "RltdPties")
+    related = tx.find("RltdPties")
     name, account = _party(related, "Dbtr" if credit else "Cdtr")
-    remittance = child(tx, "RmtInf")
-    info = " ".join(t for t in ((u.text or "").strip() for u in children(remittance, "Ustrd")) if t)
-    if not info:
-        refs = [text(s, "CdtrRefInf", "Ref") for s in children(remittance, "Strd")]
-        info = " ".join(r for r in refs if r)
+    remittance = tx.find("RmtInf")
+    info = ""
+    if remittance is not None:
+        lines = remittance.findall("Ustrd")
+        if len(lines) == 1:
+            info = (lines[0].text or "").strip()
+        else:
+            info = " ".join(t for t in ((u.text or "").strip() for u in lines) if t)
+        if not info:
+            refs = [text(s, "CdtrRefInf", "Ref") for s in remittance.findall("Strd")]
+            info = " ".join(r for r in refs if r)
     end_to_end = text(tx, "Refs", "EndToEndId")
     if end_to_end.upper() == "NOTPROVIDED":
         end_to_end = ""
@@ -171,15 +209,13 @@ def _detail(tx: Element, *, credit: bool, where: str) -> ParsedDetail:
 
 
 def _entry(entry: Element, *, position: int, where: str) -> ParsedEntry:
-    amount, currency = _amount_element(child(entry, "Amt"), where=f"{where} amount")
+    amount, currency = _amount_element(entry.find("Amt"), where=f"{where} amount")
     credit = _indicator(entry, where=where)
-    reversal = text(entry, "RvslInd").lower() in ("true", "1")
-    details = [
-        _detail(tx, credit=credit, where=f"{where} detail {index}")
-        for index, tx in enumerate(
-            (tx for dtls in children(entry, "NtryDtls") for tx in children(dtls, "TxDtls")), start=1
-        )
-    ]
+    reversal = (entry.findtext("RvslInd") or "").strip().lower() in ("true", "1")
+    details = []
+    for dtls in entry.findall("NtryDtls"):
+        for tx in dtls.findall("TxDtls"):
+            details.append(_detail(tx, credit=credit, where=f"{where} detail {len(details) + 1}"))
     return ParsedEntry(
         position=position,
         amount=amount,
@@ -187,8 +223,8 @@ def _entry(entry: Element, *, position: int, where: str) -> ParsedEntry:
         credit=credit,
         booked=_status(entry, where=where) == "BOOK",
         reversal=reversal,
-        booking_date=_date(child(entry, "BookgDt"), where=f"{where} booking date"),
-        value_date=_date(child(entry, "ValDt"), where=f"{where} value date"),
+        booking_date=_date(entry.find("BookgDt"), where=f"{where} booking date"),
+        value_date=_date(entry.find("ValDt"), where=f"{where} value date"),
         reference=text(entry, "AcctSvcrRef"),
         details=details,
     )
@@ -210,10 +246,10 @@ def _balance(balance: Element, statement: ParsedStatement, *, where: str) -> Non
         statement.period_end = statement.period_end or _date(child(balance, "Dt"), where=where)
 
 
-def _check_root(root: Element, expect: str | None) -> tuple[str, str]:
+def _check_root(tag: str, expect: str | None) -> tuple[str, str]:
     """The message type and version from the root's namespace; refuse anything else."""
-    name = local(root.tag)
-    namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    name = local(tag)
+    namespace = tag.lstrip("{").split("}", 1)[0] if "}" in tag else ""
     if name != "Document":
         raise UnsupportedStatement(f"Not an ISO 20022 camt document (the root element is <{name}>).")
     match = _NAMESPACE.match(namespace)
@@ -251,44 +287,54 @@ def parse_camt(data: bytes, *, expect: str | None = None) -> list[ParsedStatemen
 
 
 def _parse(data: bytes, expect: str | None) -> list[ParsedStatement]:
-    events = DET.iterparse(
-        io.BytesIO(data), events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
-    # Only the first levels matter here (Document > message > statement > its parts); deeper
-    # elements are read when their part ends. The loop does as little as possible per event.
-    parents: list[Element | None] = [None, None, None]
-    depth = 0
-    statements: list[ParsedStatement] = []
-    current: ParsedStatement | None = None
-    fmt = label = ""
-    message_name = statement_name = ""
-    for event, element in events:
-        if event == "start":
-            if depth < 3:
-                name = local(element.tag)
-                if depth == 0:
-                    fmt, label = _check_root(element, expect)
-                    message_name, statement_name = _MESSAGES[fmt]
-                elif depth == 1 and name != message_name:
-                    raise UnsupportedStatement(f"{label}: expected <{message_name}>, found <{name}>.")
-                elif depth == 2 and name == statement_name:
-                    current = ParsedStatement(format=fmt, version=label, identity="", account_number="")
-                parents[depth] = element
-            depth += 1
-            continue
-        depth -= 1
-        if depth == 3:
-            if current is not None:
-                _statement_part(current, strip_namespaces(element), where=f"{label} statement {len(statements) + 1}")
-            parents[2].remove(element)  # streaming: a finished part is never needed again
-        elif depth == 2:
-            if current is not None and local(element.tag) == statement_name:
-                statements.append(_finish(current))
-                current = None
-            parents[1].remove(element)
-    if not statements:
-        raise MalformedStatement(f"{label or 'The document'} contains no statement.")
-    return statements
+    reader = _CamtReader(expect)
+    read_document(data, reader)
+    if not reader.statements:
+        raise MalformedStatement(f"{reader.label or 'The document'} contains no statement.")
+    return reader.statements
+
+
+class _CamtReader:
+    """What ``read_document`` hands over, read into statements: the root names the message type
+    and version, its children must be that message, and each statement's parts are read as they
+    end (the group header's are dropped)."""
+
+    def __init__(self, expect: str | None):
+        self.expect = expect
+        self.fmt = self.label = self.message_name = self.statement_name = ""
+        self.statements: list[ParsedStatement] = []
+        self.open: dict[Element, ParsedStatement] = {}  # statement element -> what was read of it
+        self.local_names: dict[str, str] = {}  # for strip_namespaces
+
+    def root_started(self, tag: str) -> None:
+        self.fmt, self.label = _check_root(tag, self.expect)
+        self.message_name, self.statement_name = _MESSAGES[self.fmt]
+
+    def root_child(self, element: Element) -> None:
+        name = local(element.tag)
+        if name != self.message_name:
+            raise UnsupportedStatement(f"{self.label}: expected <{self.message_name}>, found <{name}>.")
+
+    def part_ended(self, container: Element, part: Element) -> None:
+        statement = self._statement(container)
+        if statement is not None:
+            where = f"{self.label} statement {len(self.statements) + 1}"
+            _statement_part(statement, strip_namespaces(part, self.local_names), where=where)
+
+    def container_ended(self, container: Element) -> None:
+        statement = self._statement(container)
+        if statement is not None:
+            del self.open[container]
+            self.statements.append(_finish(statement))
+
+    def _statement(self, container: Element) -> ParsedStatement | None:
+        """The statement a container is, or None for the group header and the like."""
+        statement = self.open.get(container)
+        if statement is None and local(container.tag) == self.statement_name:
+            statement = self.open[container] = ParsedStatement(
+                format=self.fmt, version=self.label, identity="", account_number=""
+            )
+        return statement
 
 
 def _statement_part(statement: ParsedStatement, element: Element, *, where: str) -> None:

@@ -71,6 +71,8 @@ NON_TWO_DECIMAL_CURRENCIES = {
 }
 
 _AMOUNT = re.compile(r"^\d{1,14}(\.\d{0,})?$")
+_CENT = Decimal("0.01")
+_TOO_LARGE = Decimal("1e14")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -96,6 +98,7 @@ def parse_amount(raw: str | Decimal | None, *, where: str, allow_zero: bool = Fa
         value = raw
         if not value.is_finite():
             raise BadAmount(f"{where}: {raw!r} is not an amount.")
+        decimals = -value.as_tuple().exponent
     else:
         text = (raw or "").strip()
         if not _AMOUNT.match(text):
@@ -104,16 +107,18 @@ def parse_amount(raw: str | Decimal | None, *, where: str, allow_zero: bool = Fa
             value = Decimal(text)
         except InvalidOperation:  # pragma: no cover - the pattern already guarantees a number
             raise BadAmount(f"{where}: {raw!r} is not an amount.") from None
-    if value.as_tuple().exponent < -2 and value != value.quantize(Decimal("0.01")):
-        raise BadAmount(f"{where}: {raw} has more than two decimal places.")
-    if value.as_tuple().exponent < -2:
+        point = text.find(".")
+        decimals = 0 if point < 0 else len(text) - point - 1  # what Decimal(text)'s exponent says
+    if decimals > 2:
+        if value != value.quantize(_CENT):
+            raise BadAmount(f"{where}: {raw} has more than two decimal places.")
         # "10.500" is exactly 10.50; trailing zeros are not extra precision.
-        value = value.quantize(Decimal("0.01"))
+        value = value.quantize(_CENT)
     if value < 0:
         raise BadAmount(f"{where}: {raw} is negative; the credit/debit indicator carries the sign.")
     if value == 0 and not allow_zero:
         raise BadAmount(f"{where}: an entry of 0 moves no money.")
-    if value >= Decimal("1e14"):
+    if value >= _TOO_LARGE:
         raise BadAmount(f"{where}: {raw} is too large.")
     return value
 

@@ -51,7 +51,9 @@ import hashlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 
@@ -72,7 +74,10 @@ from remittances.parsers import (
 Status = BankTransaction.Status
 Kind = BankTransaction.EntryKind
 
-CHUNK = 5000  # lines per INSERT / key lookup: bounded statement size, few round trips
+CHUNK = 5000  # lines per INSERT / UPDATE: bounded statement size, few round trips
+# Keys per lookup of the known ones. Larger: a lookup may scan the receiving account's rows once
+# whatever the number of keys, and a re-sent 100k-line statement looks every one of them up.
+LOOKUP_CHUNK = 20_000
 KEY_MAX = 200  # BankTransaction.bank_reference max_length
 
 
@@ -119,19 +124,14 @@ class ImportSummary:
             setattr(self, name, getattr(self, name) + other.get(name, 0))
 
 
-@dataclass(slots=True)
-class _Line:
-    """One future BankTransaction."""
+class _Line(NamedTuple):
+    """One line of a statement not recorded yet: a future BankTransaction."""
 
     key: str
-    position: int
+    entry: ParsedEntry
     detail_index: int
-    entry_kind: str
-    amount: Decimal
-    currency: str
-    booking_date: object
-    value_date: object
     detail: ParsedDetail
+    amount: Decimal
 
 
 # --- validation (no writes) -----------------------------------------------------------------------
@@ -175,13 +175,17 @@ def _entry_kind(entry: ParsedEntry) -> str:
     return Kind.CREDIT if entry.credit else Kind.DEBIT
 
 
-def _split(entry: ParsedEntry, *, where: str) -> list[tuple[int, ParsedDetail, Decimal]]:
+_NO_DETAIL = ParsedDetail(amount=None, currency=None)
+
+
+def _split(entry: ParsedEntry, identity: str) -> list[tuple[int, ParsedDetail, Decimal]]:
     """REM-6: (detail index, detail, amount) per transaction of the entry."""
-    details = entry.details or [ParsedDetail(amount=None, currency=None)]
-    if len(details) == 1:
+    details = entry.details
+    if len(details) <= 1:
         # One transfer: the entry's amount is what was booked (a detail may show the amount
         # before the bank's charges, or in the instructed currency).
-        return [(0, details[0], entry.amount)]
+        return [(0, details[0] if details else _NO_DETAIL, entry.amount)]
+    where = f"Statement {identity} entry {entry.position}"
     if any(d.amount is None or d.currency != entry.currency for d in details):
         raise BatchMismatch(
             f"{where}: a batch of {len(details)} details where not every detail has an amount in "
@@ -200,12 +204,10 @@ def _fit(key: str) -> str:
     return key if len(key) <= KEY_MAX else "h:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _lines(statement: ParsedStatement, identity: str, reference_counts: Counter) -> list[_Line]:
-    """The statement's lines with their REM-4 keys."""
-    lines = []
+def _each_line(statement: ParsedStatement, identity: str, reference_counts: Counter) -> Iterator[_Line]:
+    """The statement's lines in order, with their REM-4 keys (REM-6: batches split and checked)."""
     for entry in statement.entries:
-        where = f"Statement {identity} entry {entry.position}"
-        parts = _split(entry, where=where)
+        parts = _split(entry, identity)
         batch = len(parts) > 1
         for index, detail, amount in parts:
             if detail.reference and reference_counts[detail.reference] == 1:
@@ -216,27 +218,25 @@ def _lines(statement: ParsedStatement, identity: str, reference_counts: Counter)
                 key = f"pos:{identity}:{entry.position}" + (f".{index}" if batch else "")
             if not entry.booked:
                 key = "pdng:" + key
-            lines.append(
-                _Line(
-                    key=_fit(key), position=entry.position, detail_index=index, entry_kind=_entry_kind(entry),
-                    amount=amount, currency=entry.currency, booking_date=entry.booking_date,
-                    value_date=entry.value_date, detail=detail,
-                )
-            )
-    return lines
+            yield _Line(_fit(key), entry, index, detail, amount)
 
 
 def _count_references(statements, accounts) -> dict[int, Counter]:
     """How often each bank reference occurs per receiving account in this file (REM-4)."""
     counts: dict[int, Counter] = {}
     for statement, account in zip(statements, accounts):
-        counter = counts.setdefault(account.pk, Counter())
+        references = []  # counted at once: a file has up to 100k entries
         for entry in statement.entries:
-            detail_refs = [d.reference for d in entry.details if d.reference]
-            counter.update(detail_refs)
+            own = entry.reference
+            repeated_on_detail = False
+            for detail in entry.details:
+                if detail.reference:
+                    references.append(detail.reference)
+                    repeated_on_detail = repeated_on_detail or detail.reference == own
             # Banks often repeat the entry's reference on its (single) detail: that is one use.
-            if entry.reference and entry.reference not in detail_refs:
-                counter[entry.reference] += 1
+            if own and not repeated_on_detail:
+                references.append(own)
+        counts.setdefault(account.pk, Counter()).update(references)
     return counts
 
 
@@ -248,7 +248,16 @@ class _Plan:
     statement: ParsedStatement
     receiving: RemittanceAccount
     identity: str
-    lines: list[_Line]
+    reference_counts: Counter
+    # Only the key (a plain string) is kept for every line: most lines of a re-sent statement
+    # are known, and an object kept per line (100k of them) has the garbage collector walk them
+    # all again and again. The new lines are made again from the statement once the keys say
+    # which they are.
+    keys: list[str]
+
+    def new_lines(self, known: set[str]) -> list[_Line]:
+        lines = _each_line(self.statement, self.identity, self.reference_counts)
+        return [line for line in lines if line.key not in known]
 
 
 def statement_import(
@@ -271,7 +280,9 @@ def statement_import(
         _reconcile(statement)
         # A statement without an id is known by the file's content and its place in the file.
         identity = (statement.identity or f"sha256:{sha[:40]}:{index}")[:140]
-        plans.append(_Plan(statement, receiving, identity, _lines(statement, identity, counts[receiving.pk])))
+        references = counts[receiving.pk]
+        keys = [line.key for line in _each_line(statement, identity, references)]
+        plans.append(_Plan(statement, receiving, identity, references, keys))
     summary = ImportSummary(format=statements[0].format, file_sha256=sha, statements=len(plans))
     with transaction.atomic():
         _record(plans, summary=summary, file_name=file_name, sha=sha, actor=actor, now=now)
@@ -310,7 +321,7 @@ def _record(plans: list[_Plan], *, summary: ImportSummary, file_name, sha, actor
     per_statement: dict[int, Counter] = {}
     for position, plan in ordered:
         row, _ = rows[position]
-        counter = per_statement[position] = Counter(entries=len(plan.lines))
+        counter = per_statement[position] = Counter(entries=len(plan.keys))
         for txn_id, line, status in _insert_new_lines(plan, row, now=now, counter=counter):
             if status == Status.MATCHED:
                 to_credit.append((txn_id, plan, line))
@@ -325,8 +336,9 @@ def _record(plans: list[_Plan], *, summary: ImportSummary, file_name, sha, actor
         _store_summary(row, created, per_statement[position], file_entries=summary.entries, file_statements=len(plans))
     for txn_id, plan, line in to_credit:
         if txn_id in credited:
-            total = Decimal(summary.credited_amounts.get(line.currency, "0.00")) + line.amount
-            summary.credited_amounts[line.currency] = str(total)
+            currency = line.entry.currency
+            total = Decimal(summary.credited_amounts.get(currency, "0.00")) + line.amount
+            summary.credited_amounts[currency] = str(total)
     summary.statement_ids = [rows[i][0].pk for i in range(len(plans))]
     summary.statement_id = summary.statement_ids[0]
     summary.new_statements = sum(1 for row, created in rows.values() if created)
@@ -361,10 +373,10 @@ def _statement_row(plan: _Plan, *, file_name, sha, actor, now) -> tuple[BankStat
         return BankStatement.objects.get(receiving_account=plan.receiving, identity=plan.identity), False
 
 
-def _status_for(line: _Line, receiving: RemittanceAccount) -> str:
-    if line.entry_kind != Kind.CREDIT:
+def _status_for(line: _Line, entry_kind: str, receiving: RemittanceAccount) -> str:
+    if entry_kind != Kind.CREDIT:
         return Status.NOT_CREDITABLE
-    if line.currency != receiving.currency:
+    if line.entry.currency != receiving.currency:
         return Status.REVIEW
     if receiving.kind == RemittanceAccount.Kind.DEDICATED:
         return Status.MATCHED
@@ -383,12 +395,15 @@ def _existing_keys(receiving_id: int, keys: list[str]) -> set[str]:
     table = BankTransaction._meta.db_table
     found: set[str] = set()
     with connection.cursor() as cursor:
-        for start in range(0, len(keys), CHUNK):
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            # One row holding an array, not a row per key: a re-sent statement finds every key,
+            # and 100k row tuples would keep the garbage collector busy for nothing.
             cursor.execute(
-                f"SELECT bank_reference FROM {table} WHERE receiving_account_id = %s AND bank_reference = ANY(%s)",
-                [receiving_id, keys[start:start + CHUNK]],
+                f"SELECT array_agg(bank_reference) FROM {table} "
+                "WHERE receiving_account_id = %s AND bank_reference = ANY(%s)",
+                [receiving_id, keys[start:start + LOOKUP_CHUNK]],
             )
-            found.update(row[0] for row in cursor.fetchall())
+            found.update(cursor.fetchone()[0] or ())
     return found
 
 
@@ -410,23 +425,25 @@ RETURNING id, bank_reference
 def _insert_new_lines(plan: _Plan, row: BankStatement, *, now, counter: Counter):
     """Insert the lines not known yet; yield (id, line, status) for each one inserted here."""
     receiving = plan.receiving
-    known = _existing_keys(receiving.pk, [line.key for line in plan.lines])
-    new = sorted((line for line in plan.lines if line.key not in known), key=lambda line: line.key)
-    counter["duplicates"] = len(plan.lines) - len(new)
+    known = _existing_keys(receiving.pk, plan.keys)
+    all_known = len(known) == len(plan.keys)  # the usual re-send: no line to make at all
+    new = [] if all_known else sorted(plan.new_lines(known), key=lambda line: line.key)
+    counter["duplicates"] = len(plan.keys) - len(new)
     sql = _INSERT.format(table=BankTransaction._meta.db_table)
     for start in range(0, len(new), CHUNK):
         chunk = new[start:start + CHUNK]
-        statuses = [str(_status_for(line, receiving)) for line in chunk]
+        kinds = [str(_entry_kind(line.entry)) for line in chunk]
+        statuses = [str(_status_for(line, kind, receiving)) for line, kind in zip(chunk, kinds)]
         columns = [
             [line.key for line in chunk],
-            [line.position for line in chunk],
+            [line.entry.position for line in chunk],
             [line.detail_index for line in chunk],
-            [str(line.entry_kind) for line in chunk],
+            kinds,
             statuses,
             [line.amount for line in chunk],
-            [line.currency for line in chunk],
-            [line.booking_date for line in chunk],
-            [line.value_date for line in chunk],
+            [line.entry.currency for line in chunk],
+            [line.entry.booking_date for line in chunk],
+            [line.entry.value_date for line in chunk],
             [line.detail.payer_name[:140] for line in chunk],
             [line.detail.payer_account[:34] for line in chunk],
             [line.detail.remittance_info[:500] for line in chunk],
@@ -465,7 +482,7 @@ def _credit(to_credit: list[tuple[int, _Plan, _Line]], *, actor, now) -> set[int
         credits.append(Credit(
             account_id=receiving.account_id,
             amount=line.amount,
-            currency=line.currency,
+            currency=line.entry.currency,
             kind=LedgerEntry.Kind.REMITTANCE_CREDIT,
             reference=bank_transaction_ledger_reference(txn_id),
             memo=memo,

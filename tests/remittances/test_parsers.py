@@ -7,11 +7,13 @@ repeat a reference (REM-4).
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from remittances.parsers import xmlstream
 from remittances.parsers import (
     BadAmount,
     HostileXml,
@@ -169,6 +171,7 @@ def test_rem_4_unknown_version_or_other_document_is_an_explicit_error(name, mess
     "content",
     [
         b"",
+        b" \r\n\t ",
         b"hello, this is not a statement",
         b"<html><body>statement</body></html>",
         b'<?xml version="1.0"?><Document><BkToCstmrStmt/></Document>',  # no namespace, so no version
@@ -249,3 +252,67 @@ def test_format_detection_and_contradicting_requested_format():
         parse_statement_file(sample("camt053_v08.xml"), fmt="mt940")
     [statement] = parse_statement_file(sample("camt054_v08.xml"), fmt="camt054")
     assert statement.format == "camt054"
+
+
+# --- streaming: the reader is fed in chunks and reads each part once it has ended -----------------
+
+
+def two_prefixed_statements() -> bytes:
+    """Two statements with ``ns2:`` prefixes: every boundary a chunk can end on is in there."""
+    plain = build.camt(version=8, statement_id="FIRST")
+    ns = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+    stmt = plain[plain.index("<Stmt>"): plain.index("</Stmt>") + len("</Stmt>")]
+    second = stmt.replace("FIRST", "SECOND")
+    doc = plain.replace(stmt, stmt + second).replace(f'xmlns="{ns}"', f'xmlns:ns2="{ns}"')
+    doc = doc.replace("</", "</ns2:").replace("<", "<ns2:").replace("<ns2:/ns2:", "</ns2:")
+    return doc.replace("<ns2:?xml", "<?xml").encode()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1000])
+def test_rem_4_reading_in_chunks_gives_the_same_statements_wherever_a_chunk_ends(chunk, monkeypatch):
+    """A chunk may end inside a tag, an entry or between statements: the result is the same."""
+    doc = two_prefixed_statements()
+    whole = parse_statement_file(doc)
+    assert [s.identity for s in whole] == ["FIRST", "SECOND"]
+    assert [len(s.entries) for s in whole] == [8, 8]
+    monkeypatch.setattr(xmlstream, "CHUNK_BYTES", chunk)
+    assert parse_statement_file(doc) == whole
+
+
+@pytest.mark.parametrize("chunk", [1, 100])
+def test_hostile_xml_is_refused_in_whatever_chunks_it_arrives(chunk, monkeypatch):
+    monkeypatch.setattr(xmlstream, "CHUNK_BYTES", chunk)
+    for name in ("billion_laughs.xml", "external_entity.xml", "parameter_entity.xml"):
+        with pytest.raises(HostileXml):
+            parse_statement_file(sample(name))
+
+
+@pytest.mark.parametrize("chunk", [32 * 1024, 50])
+def test_i6_fault_in_the_last_finished_entry_is_reported_before_the_break(chunk, monkeypatch):
+    """A file that breaks off or turns malformed right after an entry with a bad amount: the
+    entry's fault is reported, as when each entry is read the moment it ends."""
+    monkeypatch.setattr(xmlstream, "CHUNK_BYTES", chunk)
+    entries = [*build.STANDARD_DAY, build.Entry("1.001", ref="BAD", txs=[build.Tx("1.001", "x")])]
+    doc = build.camt(entries=entries)
+    end = doc.index("</Ntry>", doc.index("BAD")) + len("</Ntry>")
+    for broken in (doc[:end], doc[:end] + "\n      <Ntry><Amt", doc[:end] + "</Nope>"):
+        with pytest.raises(BadAmount, match="entry 9 amount: 1.001"):
+            parse_statement_file(broken.encode())
+    with pytest.raises(MalformedStatement, match="truncated"):
+        parse_statement_file(doc[:end - 2].encode())  # the entry itself never ended
+
+
+def test_garbage_collection_resumes_after_reading():
+    """Reading holds the cyclic collector off; it is back on afterwards, also after a refusal."""
+    assert gc.isenabled()
+    parse_statement_file(sample("camt053_v08.xml"))
+    assert gc.isenabled()
+    with pytest.raises(MalformedStatement):
+        parse_statement_file(sample("camt053_truncated.xml"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_statement_file(sample("camt053_v08.xml"))
+        assert not gc.isenabled()  # a process that runs without it keeps it off
+    finally:
+        gc.enable()

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -205,6 +206,80 @@ def test_rem_4_resent_statement_with_a_new_line_adds_only_that_line(dedicated, c
     assert (again.duplicates, again.credited, again.new_statements) == (1, 1, 0)
     assert ledger_total(customer) == Decimal("255.00")
     assert BankStatement.objects.get().summary["entries"] == 2
+
+
+def regenerated(doc: str, message_id: str = "MSG-AGAIN") -> bytes:
+    """The file as the bank generates it again: a new message id and creation time in the group
+    header, so other bytes (no file-hash match) around the same statement and entries."""
+    header, end, rest = doc.partition("</GrpHdr>")
+    header = re.sub(r"<MsgId>[^<]*</MsgId>", f"<MsgId>{message_id}</MsgId>", header)
+    header = re.sub(r"<CreDtTm>[^<]*</CreDtTm>", "<CreDtTm>2026-11-26T06:00:00</CreDtTm>", header)
+    return (header + end + rest).encode()
+
+
+def test_rem_4_i2_resent_statement_with_other_bytes_and_new_entries_records_and_credits_only_those(
+    dedicated, customer, now
+):
+    """REM-4 / I2 / REM-1: the statement again, as other bytes, with two entries added: the ten
+    known lines are duplicates, the two new ones are recorded and credited once; once more, nothing."""
+    late = [
+        build.Entry("5.00", ref="LATE-1", txs=[build.Tx("5.00", "Late One")]),
+        build.Entry("7.00", ref="LATE-2", txs=[build.Tx("7.00", "Late Two")]),
+    ]
+    first = do_import(build.camt(statement_id="S1").encode(), now)
+    resent = build.camt(statement_id="S1", entries=[*build.STANDARD_DAY, *late], closing=build.STANDARD_CLOSING + 12)
+    again = do_import(regenerated(resent), now)
+    assert (first.entries, first.credited) == (build.STANDARD_LINES, build.STANDARD_CREDITABLE_LINES)
+    assert (again.entries, again.duplicates, again.credited, again.new_statements) == (12, 10, 2, 0)
+    assert again.credited_amounts == {"USD": "12.00"} and again.statement_id == first.statement_id
+    assert BankTransaction.objects.count() == 12
+    assert set(BankTransaction.objects.filter(bank_reference__startswith="LATE").values_list("status", flat=True)) == {
+        Status.CREDITED
+    }
+    assert ledger_total(customer) == build.STANDARD_CREDITABLE + 12
+    assert BankStatement.objects.get().summary["entries"] == 12
+    third = do_import(regenerated(resent, "MSG-THIRD"), now)
+    assert (third.duplicates, third.credited) == (12, 0)
+    assert ledger_total(customer) == build.STANDARD_CREDITABLE + 12
+    assert LedgerEntry.objects.count() == build.STANDARD_CREDITABLE_LINES + 2
+
+
+def test_rem_4_rem_2_overlapping_statement_on_a_shared_account_adds_only_its_new_lines(shared, now):
+    """REM-4 / REM-2: the next statement repeats three entries of the last one (other statement,
+    other bytes): they stay single, the two new ones wait unmatched."""
+    entries = [build.Entry(f"{i}.00", ref=f"SH-{i}", txs=[build.Tx(f"{i}.00", f"Payer {i}")]) for i in range(1, 8)]
+    do_import(build.camt(iban=build.SHARED_IBAN, statement_id="DAY-1", entries=entries[:5],
+                         closing=build.STANDARD_OPENING + 15).encode(), now)
+    second = do_import(build.camt(iban=build.SHARED_IBAN, statement_id="DAY-2", entries=entries[2:],
+                                  closing=build.STANDARD_OPENING + 25).encode(), now)
+    assert (second.entries, second.duplicates, second.unmatched, second.new_statements) == (5, 3, 2, 1)
+    assert sorted(BankTransaction.objects.values_list("bank_reference", flat=True)) == [f"SH-{i}" for i in range(1, 8)]
+    assert set(BankTransaction.objects.values_list("status", flat=True)) == {Status.UNMATCHED}
+    assert not LedgerEntry.objects.exists()
+
+
+def test_rem_5_resent_statement_of_known_entries_must_still_reconcile(dedicated, customer, now):
+    """Every entry being known skips no check: balances that do not add up refuse the file (REM-5)."""
+    do_import(build.camt(statement_id="S1").encode(), now)
+    ledger, rows = ledger_total(customer), BankTransaction.objects.count()
+    with pytest.raises(UnreconciledStatement, match="closing balance is 1545.01"):
+        do_import(regenerated(build.camt(statement_id="S1", closing=build.STANDARD_CLOSING + Decimal("0.01"))), now)
+    assert (ledger_total(customer), BankTransaction.objects.count()) == (ledger, rows)
+
+
+def test_rem_6_i6_resent_known_entries_are_still_checked(dedicated, customer, now):
+    """A re-sent file whose known batch no longer adds up (REM-6), or whose known entry has a bad
+    amount (I6), is refused whole as on its first import."""
+    do_import(build.camt(statement_id="S1").encode(), now)
+    rows = BankTransaction.objects.count()
+    uneven = build.camt(statement_id="S1").replace(">80.00</Amt>", ">70.00</Amt>")
+    with pytest.raises(BatchMismatch, match="add up to 290.00 USD but the entry is 300.00 USD"):
+        do_import(regenerated(uneven), now)
+    bad = build.camt(statement_id="S1").replace('<Amt Ccy="USD">250.00</Amt>', '<Amt Ccy="USD">250.001</Amt>', 1)
+    with pytest.raises(BadAmount, match="250.001 has more than two decimal places"):
+        do_import(regenerated(bad), now)
+    assert BankTransaction.objects.count() == rows
+    assert ledger_total(customer) == build.STANDARD_CREDITABLE
 
 
 def test_rem_4_duplicate_check_is_batched_not_per_entry(shared, now):

@@ -77,6 +77,28 @@ def test_rem_4_notification_and_statement_of_the_same_entries_at_once_credit_onc
     assert BankStatement.objects.count() == 3
 
 
+def test_rem_4_i2_overlapping_files_with_other_bytes_at_once_credit_each_entry_once(dedicated, customer, now):
+    """Three different files sharing entries, imported at once: a statement, the same statement
+    generated again (other message id, other bytes) and the next statement repeating half of it.
+    Each entry is recorded and credited once, whichever import gets it."""
+    entries = [build.Entry(f"{i}.00", ref=f"OV-{i}", txs=[build.Tx(f"{i}.00", f"Payer {i}")]) for i in range(1, 13)]
+    first = build.camt(statement_id="OV-1", entries=entries[:8], closing=build.STANDARD_OPENING + 36)
+    payloads = [
+        first.encode(),
+        first.replace("<MsgId>MSG-OV-1</MsgId>", "<MsgId>MSG-OV-1-AGAIN</MsgId>").encode(),
+        build.camt(statement_id="OV-2", entries=entries[4:], closing=build.STANDARD_OPENING + 68).encode(),
+    ]
+    assert len(set(payloads)) == 3
+    summaries, errors = run_at_once(payloads, now)
+    assert not errors, errors
+    assert sum(s.credited for s in summaries) == 12
+    assert sum(s.duplicates for s in summaries) == 8 + 8 + 8 - 12
+    assert BankTransaction.objects.count() == 12
+    assert ledger_total(customer) == sum(range(1, 13))
+    assert LedgerEntry.objects.count() == 12
+    assert BankStatement.objects.count() == 2
+
+
 def test_rem_2_shared_file_imported_at_once_records_each_line_once(now):
     make_receiving_account(number=build.SHARED_IBAN, kind=RemittanceAccount.Kind.NON_DEDICATED, now=now)
     data = build.camt(iban=build.SHARED_IBAN, statement_id="SHARED-RACE").encode()
