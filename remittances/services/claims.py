@@ -29,7 +29,8 @@ from datetime import date, datetime
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import CharField, Exists, OuterRef, Q, Value
+from django.db.models.functions import Concat
 
 from billing_backoffice.errors import BillingError, Conflict, NotFound
 from payments.errors import AccountNotFound
@@ -233,8 +234,14 @@ def _candidate_transactions(*, amount, currency: str, bank_reference: str):
     The customer knows their transfer by the reference they typed (end-to-end id) or the one the
     bank gave back; both are compared exactly, never by similarity (money follows this match).
     """
+    # A bank reference with "#" (or one that looks like a derived key) is stored as
+    # "ref:<reference>" (statements._plain_key): compare with that form too.
+    if isinstance(bank_reference, str):
+        escaped = "ref:" + bank_reference
+    else:
+        escaped = Concat(Value("ref:"), bank_reference, output_field=CharField())
     return BankTransaction.objects.filter(
-        Q(bank_reference=bank_reference) | Q(end_to_end_id=bank_reference),
+        Q(bank_reference=bank_reference) | Q(bank_reference=escaped) | Q(end_to_end_id=bank_reference),
         status=TxnStatus.UNMATCHED,
         entry_kind=BankTransaction.EntryKind.CREDIT,
         receiving_account__kind=RemittanceAccount.Kind.NON_DEDICATED,

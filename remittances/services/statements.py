@@ -26,7 +26,9 @@ Per line (an entry, or one detail of a batch entry):
 REM-4, duplicates: a line is known by its receiving account and a bank reference: the detail's
 account servicer reference, else the entry's (``<ref>#<n>`` for the n-th detail of a batch that
 has no detail references); where the reference is missing or repeats within the file, the
-statement's identity and the line's position (``pos:<identity>:<position>[.<detail>]``). A pending
+statement's identity and the line's position (``pos:<identity>:<position>[.<detail>]``). A bank
+reference that contains ``#`` or starts like a derived key is kept as ``ref:<reference>``, so
+it can never equal a key derived for another line (``_plain_key``). A pending
 entry's key is prefixed ``pdng:`` so that the booked entry the bank sends later under the same
 reference is not mistaken for it. Known keys are read in batches (no query per entry); new lines
 are inserted with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so when the same file is
@@ -204,16 +206,34 @@ def _fit(key: str) -> str:
     return key if len(key) <= KEY_MAX else "h:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+# Keys this module derives: ``<ref>#<n>`` and these prefixes. A bank reference that could be
+# mistaken for one of them is stored escaped, so no bank's reference ever equals a derived key.
+_DERIVED_PREFIXES = ("pos:", "pdng:", "h:", "ref:")
+
+
+def _plain_key(reference: str) -> str:
+    """A bank reference as a REM-4 key: itself, or ``ref:<reference>`` when it contains ``#`` or
+    starts like a derived key. Without this, a batch entry ``E1`` split into ``E1#1`` and ``E1#2``
+    and another entry whose own reference is ``E1#1`` would share a key, and one of the two
+    transfers would be taken for a duplicate and never recorded."""
+    if "#" in reference or reference.startswith(_DERIVED_PREFIXES):
+        return "ref:" + reference
+    return reference
+
+
 def _each_line(statement: ParsedStatement, identity: str, reference_counts: Counter) -> Iterator[_Line]:
     """The statement's lines in order, with their REM-4 keys (REM-6: batches split and checked)."""
     for entry in statement.entries:
         parts = _split(entry, identity)
         batch = len(parts) > 1
         for index, detail, amount in parts:
+            # ``<ref>#<n>`` only for a reference that is its own plain key: for one escaped as
+            # ``ref:...`` the derived key could equal another reference's escaped key.
+            derivable = entry.reference and _plain_key(entry.reference) == entry.reference
             if detail.reference and reference_counts[detail.reference] == 1:
-                key = detail.reference
-            elif entry.reference and reference_counts[entry.reference] == 1:
-                key = f"{entry.reference}#{index}" if batch else entry.reference
+                key = _plain_key(detail.reference)
+            elif entry.reference and reference_counts[entry.reference] == 1 and (derivable or not batch):
+                key = f"{entry.reference}#{index}" if batch else _plain_key(entry.reference)
             else:
                 key = f"pos:{identity}:{entry.position}" + (f".{index}" if batch else "")
             if not entry.booked:

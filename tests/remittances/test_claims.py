@@ -165,6 +165,20 @@ def test_clm_1_console_claim_matches_the_end_to_end_id_the_customer_typed(now):
     assert claim.bank_transaction_id == txn.pk
 
 
+def test_clm_1_a_bank_reference_with_a_hash_matches_although_it_is_stored_escaped(now):
+    """REM-4 keeps a reference such as ``INV#77`` as ``ref:INV#77``; the customer types ``INV#77``,
+    at the claim and when the transfer arrives after the claim."""
+    account = AccountFactory()
+    txn = bank_txn(now=now, amount="70.00", reference="ref:INV#77")
+    assert console_claim(account, now=now, amount="70.00", reference="INV#77").bank_transaction_id == txn.pk
+
+    waiting = console_claim(account, now=now, amount="80.00", reference="INV#78")
+    late = bank_txn(now=now, amount="80.00", reference="ref:INV#78")
+    assert svc.claims_match_pending(now=now) == 1
+    waiting.refresh_from_db()
+    assert waiting.bank_transaction_id == late.pk
+
+
 def test_clm_1_console_claim_without_a_matching_transfer_waits_unattached(now):
     account = AccountFactory()
     other_amount = bank_txn(now=now, amount="99.00", reference="REF-A")

@@ -267,6 +267,43 @@ def test_rem_5_resent_statement_of_known_entries_must_still_reconcile(dedicated,
     assert (ledger_total(customer), BankTransaction.objects.count()) == (ledger, rows)
 
 
+def _batch_and_lookalike(statement_id: str, *, with_batch: bool = True, with_lookalike: bool = True):
+    """A batch entry ``E1`` without detail references (keys ``E1#1``, ``E1#2``) and/or another
+    entry whose own bank reference is literally ``E1#1``."""
+    entries = []
+    if with_batch:
+        entries.append(build.Entry("30.00", ref="E1", txs=[build.Tx("10.00", "Batch One"), build.Tx("20.00", "Batch Two")]))
+    if with_lookalike:
+        entries.append(build.Entry("5.00", ref="E1#1", txs=[build.Tx("5.00", "Lookalike")]))
+    total = sum((Decimal(e.amount) for e in entries), Decimal("0"))
+    return build.camt(statement_id=statement_id, entries=entries, closing=build.STANDARD_OPENING + total).encode()
+
+
+def test_rem_4_a_reference_that_looks_like_a_batch_key_is_its_own_transfer(dedicated, customer, now):
+    """REM-4 / REM-6: an entry whose bank reference is ``E1#1`` next to a batch ``E1`` split into
+    ``E1#1`` and ``E1#2``: three transfers, three credits; none is taken for a duplicate."""
+    summary = do_import(_batch_and_lookalike("S-LOOK"), now)
+
+    keys = dict(BankTransaction.objects.values_list("payer_name", "bank_reference"))
+    assert keys == {"Batch One": "E1#1", "Batch Two": "E1#2", "Lookalike": "ref:E1#1"}
+    assert (summary.credited, summary.duplicates) == (3, 0)
+    assert ledger_total(customer) == Decimal("35.00")
+
+
+@pytest.mark.parametrize("first_batch", [True, False])
+def test_rem_4_lookalike_reference_in_another_file_is_not_a_duplicate(dedicated, customer, now, first_batch):
+    """Across files too: whichever of the two arrives first, the other is still recorded and
+    credited, and re-sending either changes nothing (I2)."""
+    first = _batch_and_lookalike("S-A", with_batch=first_batch, with_lookalike=not first_batch)
+    second = _batch_and_lookalike("S-B", with_batch=not first_batch, with_lookalike=first_batch)
+    do_import(first, now)
+    summary = do_import(second, now)
+    assert summary.duplicates == 0 and BankTransaction.objects.count() == 3
+    assert ledger_total(customer) == Decimal("35.00")
+    assert do_import(regenerated(second.decode()), now).credited == 0
+    assert ledger_total(customer) == Decimal("35.00")
+
+
 def test_rem_6_i6_resent_known_entries_are_still_checked(dedicated, customer, now):
     """A re-sent file whose known batch no longer adds up (REM-6), or whose known entry has a bad
     amount (I6), is refused whole as on its first import."""
