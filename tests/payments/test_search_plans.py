@@ -7,7 +7,8 @@ if an index is missing it falls back to a Seq Scan anyway, which these tests cat
 import pytest
 from django.db import connection
 
-from payments.models import Account, PaymentMethod
+from payments.models import Account, Bill, PaymentMethod
+from remittances.models import RemittanceClaim
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +70,22 @@ def test_admin_paypal_email_search_uses_the_partial_index(big_tables):
         text = plan(queryset)
     assert "Seq Scan" not in text, text
     assert "pm_paypal_email_upper" in text, text
+
+
+@pytest.mark.parametrize(
+    ("queryset", "index"),
+    [
+        # The bills admin's amount filter (the top band matches few of a million bills).
+        (lambda: Bill.objects.filter(total__gte=10000), "bill_total"),
+        # The claims admin's exact search by the customer's bank reference.
+        (lambda: RemittanceClaim.objects.filter(
+            bank_reference="INV-77"), "claim_bank_reference"),
+    ],
+)
+def test_admin_bill_amount_filter_and_claim_reference_search_use_an_index(queryset, index):
+    from django.db import transaction
+
+    with transaction.atomic():
+        text = plan(queryset())
+    assert "Seq Scan" not in text, text
+    assert index in text, text
