@@ -43,7 +43,7 @@ SMALL_TIER = {
 
 # The figures shown in the summary table, per benchmark (the JSON file keeps all of them).
 SUMMARY = {
-    "statement_import": ["scenario", "entries", "first_s", "reimport_ratio", "peak_rss_mb", "rate_per_s", "within_budget"],
+    "statement_import": ["scenario", "entries", "first_s", "reimport_ratio", "resent_ratio", "peak_rss_mb", "rate_per_s", "within_budget"],
     "settlement": ["accounts", "bills_settled", "settle_s", "ratio", "est_1M_accounts_s", "within_budget"],
     "hold_release": ["workers", "holds", "drain_s", "holds_per_s", "ratio", "est_100k_s", "within_budget"],
     "admin": ["url", "median_ms", "kb", "queries", "ratio", "within_budget"],
