@@ -33,7 +33,7 @@ from payments.models import Bill, Charge, LedgerEntry
 from payments.services.billing import InvalidPeriod
 from payments.services.ledger import account_balance
 from tests.concurrency import run_at_once, run_in_threads
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.payments.test_charging import card_account, report_usage
 
@@ -443,3 +443,29 @@ def test_operators_see_the_runs_read_only_with_dead_runs_marked(client, now):
     change = client.post(reverse("admin:billing_backoffice_scheduledrun_change", args=[live.pk]), {"status": "running"})
     assert change.status_code == 403
     assert ScheduledRun.objects.get(pk=live.pk).status == ScheduledRun.Status.FINISHED
+
+
+@pytest.mark.django_db
+def test_sec_3_finance_staff_see_scheduled_runs_read_only_and_managers_do_not(client):
+    """Finance reconciles the month end, so it sees whether each run happened; nobody edits runs."""
+    from django.contrib.auth.models import Group
+    from django.urls import reverse
+
+    run = ScheduledRun.objects.create(
+        job="payments.settlement_sweep", window="2026-11-26T12:15:00Z", task_id="t-1",
+        status=ScheduledRun.Status.FINISHED, started_at=timezone.now(), finished_at=timezone.now(),
+        lease_until=timezone.now(),
+    )
+    changelist = reverse("admin:billing_backoffice_scheduledrun_changelist")
+    for group, visible in (("Finance staff", True), ("Account managers", False)):
+        user = UserFactory(username=f"runs-{group.split()[0].lower()}")
+        user.groups.add(Group.objects.get(name=group))
+        client.force_login(user)
+        response = client.get(changelist)
+        assert response.status_code == (200 if visible else 403), group
+        if visible:
+            assert run.window.encode() in response.content
+            change = client.post(reverse("admin:billing_backoffice_scheduledrun_change", args=[run.pk]), {"status": "running"})
+            assert change.status_code == 403
+    run.refresh_from_db()
+    assert run.status == ScheduledRun.Status.FINISHED
