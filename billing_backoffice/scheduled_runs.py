@@ -126,3 +126,17 @@ def beat_window(*, task_name: str, now: datetime) -> str:
     interval = beat_interval(task_name)
     start = _EPOCH + ((now - _EPOCH) // interval) * interval
     return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- housekeeping ------------------------------------------------------------------------------
+
+# Finished runs kept this long: their windows never come round again, and they answer "did the
+# month end run?" for the last quarter. Unfinished runs are kept whatever their age: each is a
+# worker that died mid-run, for an operator to look at.
+RUN_RETENTION = timedelta(days=90)
+
+
+def scheduled_runs_prune(*, now: datetime, keep: timedelta = RUN_RETENTION) -> int:
+    """Delete the finished runs older than ``keep``; returns how many went."""
+    old = ScheduledRun.objects.filter(status=ScheduledRun.Status.FINISHED, finished_at__lt=now - keep)
+    return old.delete()[0]

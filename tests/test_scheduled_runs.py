@@ -469,3 +469,29 @@ def test_sec_3_finance_staff_see_scheduled_runs_read_only_and_managers_do_not(cl
             assert change.status_code == 403
     run.refresh_from_db()
     assert run.status == ScheduledRun.Status.FINISHED
+
+
+@pytest.mark.django_db
+def test_prune_deletes_only_finished_runs_past_their_retention():
+    """Old finished runs go; recent ones and runs that never finished (a dead worker) stay."""
+    from billing_backoffice.scheduled_runs import RUN_RETENTION, scheduled_runs_prune
+    from billing_backoffice.tasks import prune_scheduled_runs
+
+    now = timezone.now()
+
+    def run(window: str, *, finished_days_ago: int | None):
+        finished = None if finished_days_ago is None else now - timedelta(days=finished_days_ago)
+        return ScheduledRun.objects.create(
+            job="payments.settlement_sweep", window=window, task_id=f"t-{window}",
+            status=ScheduledRun.Status.RUNNING if finished is None else ScheduledRun.Status.FINISHED,
+            started_at=finished or now - timedelta(days=200), finished_at=finished, lease_until=now,
+        )
+
+    old = run("old", finished_days_ago=RUN_RETENTION.days + 1)
+    recent = run("recent", finished_days_ago=RUN_RETENTION.days - 1)
+    dead = run("dead", finished_days_ago=None)
+
+    assert scheduled_runs_prune(now=now) == 1
+    assert set(ScheduledRun.objects.values_list("pk", flat=True)) == {recent.pk, dead.pk}
+    assert not ScheduledRun.objects.filter(pk=old.pk).exists()
+    assert prune_scheduled_runs.run() == 0  # the task calls the same service; nothing left to do

@@ -203,6 +203,8 @@ BILLING_BEAT_SCHEDULE = {
         "task": "remittances.import_statement_inbox",
         "every": timedelta(minutes=5),
     },
+    # Housekeeping: finished scheduled runs (the once-per-window guard) older than 90 days.
+    "prune-scheduled-runs": {"task": "billing_backoffice.prune_scheduled_runs", "every": timedelta(days=1)},
 }
 
 # --- Payment gateways ---------------------------------------------------------------------

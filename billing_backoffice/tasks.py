@@ -1,0 +1,15 @@
+"""Housekeeping tasks of the project itself (autodiscovered: billing_backoffice is an app)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from billing_backoffice.scheduled_runs import scheduled_runs_prune
+from payments.tasks import RETRY_OPTIONS
+
+
+@shared_task(name="billing_backoffice.prune_scheduled_runs", **RETRY_OPTIONS)
+def prune_scheduled_runs() -> int:
+    """Delete finished scheduled runs past their retention (the window guard's old rows)."""
+    return scheduled_runs_prune(now=timezone.now())
