@@ -689,6 +689,18 @@ def month_end_deduction_run(*, period: str, now: datetime, batch_size: int = MON
 # --- retries -----------------------------------------------------------------------------------
 
 
+def bill_locked_for_new_charge(charge: Charge) -> Bill:
+    """The bill of ``charge``, locked for adding another charge to it (a retry, a 3DS replay).
+
+    The account is locked first, the order settlement and charge success use: inserting the new
+    charge takes a key-share lock on the account row, which would wait on a settlement that
+    holds the account and waits on this bill (a deadlock) if the bill were locked first. The
+    bill lock makes the new charge's amount what the bill still owes.
+    """
+    Account.objects.select_for_update().only("pk").get(pk=charge.account_id)
+    return Bill.objects.select_for_update().get(pk=charge.bill_id)
+
+
 @dataclass(frozen=True)
 class RetryReport:
     pending_retried: int
@@ -701,10 +713,7 @@ def charge_retry(*, charge_id: int, now: datetime) -> Charge | None:
     (a new key: the failed attempt charged nothing). None when the bill needs no more attempts."""
     with transaction.atomic():
         failed = Charge.objects.select_related("bill").get(pk=charge_id)
-        # Account, then bill, as settlement locks them: the new charge's insert takes a key-share
-        # lock on the account, which must not wait on a settlement waiting on this bill.
-        Account.objects.select_for_update().only("pk").get(pk=failed.account_id)
-        bill = Bill.objects.select_for_update().get(pk=failed.bill_id)
+        bill = bill_locked_for_new_charge(failed)
         attempts = bill.charges.count()
         if bill.status == Bill.Status.PAID or attempts >= MAX_CHARGE_ATTEMPTS or bill.charges.filter(pk__gt=failed.pk).exists():
             return None
@@ -754,7 +763,7 @@ def charges_retry_failed(*, now: datetime, batch_size: int = RETRY_BATCH_SIZE) -
 
 
 __all__ = [
-    "ChargeNotFound", "CreditLimitExceeded", "InvalidOrderKind", "OrderReferenceReused", "OrderRefused",
+    "ChargeNotFound", "CreditLimitExceeded", "InvalidOrderKind", "bill_locked_for_new_charge", "OrderReferenceReused", "OrderRefused",
     "OrderResult", "Reason", "RetryReport", "UsageReferenceReused", "UsageResult", "charge_enqueue",
     "charge_execute", "charge_retry", "charges_retry_failed", "month_end_deduction_run", "order_place",
     "paypal_preauth_place", "threshold_charges_run", "usage_record", "usage_threshold", "usage_threshold_charge",

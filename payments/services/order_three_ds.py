@@ -25,8 +25,8 @@ from datetime import datetime
 from django.db import transaction
 
 from payments.errors import ChallengeNotFound, VerificationNotPending
-from payments.models import Account, Bill, Charge, ThreeDSChallenge
-from payments.services.charging import OrderResult, charge_execute
+from payments.models import Bill, Charge, ThreeDSChallenge
+from payments.services.charging import OrderResult, bill_locked_for_new_charge, charge_execute
 
 Status = ThreeDSChallenge.Status
 
@@ -45,7 +45,7 @@ def order_three_ds_complete(*, challenge_id: int, outcome: str, now: datetime) -
         challenge.completed_at = now
         challenge.save(update_fields=["status", "completed_at"])
         asking = challenge.charge
-        bill = _bill_locked(asking)
+        bill = bill_locked_for_new_charge(asking)
         replay = _replay_create(challenge, bill, now=now) if succeeded else None
         if not succeeded:
             Charge.objects.filter(pk=asking.pk).update(
@@ -79,18 +79,6 @@ def _challenge_locked(challenge_id: int, *, now: datetime) -> ThreeDSChallenge:
             "This 3-D Secure challenge timed out; nothing was charged and the bill stays open.", rule="PAY-1"
         )
     return challenge
-
-
-def _bill_locked(charge: Charge) -> Bill:
-    """The account, then the bill, locked in the order settlement and charge success use.
-
-    The bill lock makes the replay's amount what the bill still owes while a settlement may be
-    paying it. The account goes first: inserting the replay takes a key-share lock on the
-    account row, which would wait on a settlement that holds the account and waits on this
-    bill (a deadlock) if the bill were locked first.
-    """
-    Account.objects.select_for_update().only("pk").get(pk=charge.account_id)
-    return Bill.objects.select_for_update().get(pk=charge.bill_id)
 
 
 def _replay_create(challenge: ThreeDSChallenge, bill: Bill, *, now: datetime) -> Charge | None:
