@@ -763,8 +763,9 @@ def charges_retry_failed(*, now: datetime, batch_size: int = RETRY_BATCH_SIZE) -
 
 
 __all__ = [
-    "ChargeNotFound", "CreditLimitExceeded", "InvalidOrderKind", "bill_locked_for_new_charge", "OrderReferenceReused", "OrderRefused",
-    "OrderResult", "Reason", "RetryReport", "UsageReferenceReused", "UsageResult", "charge_enqueue",
+    "ChargeNotFound", "CreditLimitExceeded", "InvalidOrderKind", "OrderReferenceReused", "OrderRefused",
+    "OrderResult", "Reason", "RetryReport", "UsageReferenceReused", "UsageResult", "bill_locked_for_new_charge",
+    "charge_enqueue",
     "charge_execute", "charge_retry", "charges_retry_failed", "month_end_deduction_run", "order_place",
     "paypal_preauth_place", "threshold_charges_run", "usage_record", "usage_threshold", "usage_threshold_charge",
 ]
