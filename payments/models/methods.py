@@ -310,10 +310,6 @@ class ThreeDSChallenge(models.Model):
 
     objects = ThreeDSChallengeQuerySet.as_manager()
 
-    @property
-    def for_order(self) -> bool:
-        return self.charge_id is not None
-
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "3-D Secure challenge"

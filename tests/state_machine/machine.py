@@ -290,7 +290,7 @@ class BillingMachine(RuleBasedStateMachine):
         challenge = pick(self.ids(ThreeDSChallenge.objects.filter(status=ThreeDSChallenge.Status.PENDING)), i)
         if challenge is None:
             return
-        for_order = ThreeDSChallenge.objects.filter(pk=challenge, charge__isnull=False).exists()
+        for_order = ThreeDSChallenge.objects.for_orders().filter(pk=challenge).exists()
         complete = order_three_ds.order_three_ds_complete if for_order else linking.three_ds_complete
         self.call(complete, challenge_id=challenge, outcome=outcome, now=self.now)
         if twice:
