@@ -32,6 +32,15 @@ class Network(models.TextChoices):
 EU_MEMBER_STATES = frozenset(
     "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
 )
+# ELIG-1: parts of EU member states that ISO 3166-1 gives their own alpha-2 code. They are in
+# the EU (Art. 349/355 TFEU): the French outermost regions (GF, GP, MQ, RE, YT), Saint-Martin
+# (MF) and the Aland Islands (AX, Finland). Not here, on purpose: the overseas countries and
+# territories (OCTs) associated with the EU but not part of it: BL, PM, NC, PF, WF, TF (France),
+# AW, CW, SX, BQ (Netherlands), GL (Denmark); they stay OTHER. The Azores, Madeira, the Canary
+# Islands, Ceuta and Melilla are in the EU but have no ISO 3166-1 code of their own (IC and EA
+# are only "exceptionally reserved"), so an account there registers as PT or ES.
+EU_TERRITORIES_WITH_OWN_CODES = frozenset("AX GF GP MQ RE YT MF".split())
+EU_COUNTRY_CODES = EU_MEMBER_STATES | EU_TERRITORIES_WITH_OWN_CODES
 # ELIG-1: European countries and territories outside the EU.
 EUROPE_NON_EU_COUNTRIES = frozenset(
     "GB CH NO IS LI RS UA AL BA MD ME MK AD MC SM VA BY XK GI GG JE IM FO TR".split()
@@ -58,11 +67,15 @@ REFUSED_WALLETS = {"alipay": "Alipay", "wechat_pay": "WeChat Pay"}
 
 
 def region_for_country(country_code: str) -> Region:
-    """ELIG-1: the region of a registration country (ISO 3166 alpha-2)."""
+    """ELIG-1: the region of a registration country (ISO 3166 alpha-2).
+
+    EU territories with their own code (``EU_TERRITORIES_WITH_OWN_CODES``) are EU: 3-D Secure
+    is mandatory there (LINK-5) and JCB and PayPal are not offered (ELIG-2).
+    """
     code = (country_code or "").upper()
     if code == "US":
         return Region.US
-    if code in EU_MEMBER_STATES:
+    if code in EU_COUNTRY_CODES:
         return Region.EU
     if code in EUROPE_NON_EU_COUNTRIES:
         return Region.EUROPE_NON_EU

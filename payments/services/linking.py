@@ -47,7 +47,8 @@ LOCAL_HOLD_AMOUNTS = {
     "MY": ("MYR", Decimal("5.00")),
     "JP": ("JPY", Decimal("150")),
 }
-EURO_COUNTRIES = eligibility.EU_MEMBER_STATES - {"BG", "CZ", "DK", "HU", "PL", "RO", "SE"}
+# The EU territories with their own codes (ELIG-1) all use the euro, Aland and Saint-Martin too.
+EURO_COUNTRIES = eligibility.EU_COUNTRY_CODES - {"BG", "CZ", "DK", "HU", "PL", "RO", "SE"}
 
 
 class GatewayUnavailable(BillingError):

@@ -1,5 +1,7 @@
 """ELIG-1..3: the pure tables, checked against RULES.md cell by cell."""
 
+from decimal import Decimal
+
 import pytest
 
 from payments.eligibility import (
@@ -34,6 +36,42 @@ def test_elig_1_all_27_eu_member_states():
     from payments.eligibility import EU_MEMBER_STATES
 
     assert len(EU_MEMBER_STATES) == 27
+
+
+EU_TERRITORIES = ["AX", "RE", "GP", "MQ", "GF", "YT", "MF"]
+
+
+@pytest.mark.parametrize("country", EU_TERRITORIES + [c.lower() for c in EU_TERRITORIES[:2]])
+def test_elig_1_eu_territories_with_their_own_iso_code_are_eu(country):
+    """ELIG-1: Aland, the French outermost regions and Saint-Martin are part of the EU."""
+    assert region_for_country(country) == Region.EU
+
+
+@pytest.mark.parametrize("country", ["BL", "PM", "NC", "PF", "WF", "TF", "AW", "CW", "SX", "BQ", "GL"])
+def test_elig_1_overseas_countries_and_territories_are_not_eu(country):
+    """ELIG-1: OCTs are associated with the EU but not part of it, so they stay OTHER."""
+    assert region_for_country(country) == Region.OTHER
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("country", EU_TERRITORIES)
+def test_elig_1_link_5_elig_2_eu_territory_accounts_get_the_eu_rules(country, now):
+    """An account registered in an EU territory: EU region, 3DS mandatory, no JCB, no PayPal."""
+    from payments.errors import LinkRefused
+    from payments.models import ThreeDSChallenge
+    from payments.services import account_create, card_link, hold_amount_for, paypal_link
+    from tests.conftest import card_input
+
+    account = account_create(name=f"Customer in {country}", kind="individual", country=country)
+    assert account.region == Region.EU
+    assert hold_amount_for(account) == (Decimal("1.00"), "EUR")  # HOLD-1: they all use the euro
+    visa = card_link(account_id=account.pk, card=card_input(), now=now)
+    assert visa.challenge is not None and visa.challenge.trigger == ThreeDSChallenge.Trigger.REGION
+    with pytest.raises(LinkRefused) as jcb:
+        card_link(account_id=account.pk, card=card_input("3530111333300000"), now=now)
+    with pytest.raises(LinkRefused) as paypal:
+        paypal_link(account_id=account.pk, email="p@example.com", payer_id=f"P{country}", country=country, now=now)
+    assert jcb.value.rule == paypal.value.rule == "ELIG-2"
 
 
 # RULES.md ELIG-2 table, row by row: region order US, EU, EUROPE_NON_EU, MY, OTHER.
