@@ -114,8 +114,10 @@ class PaymentMethod(models.Model):
                 condition=Q(kind="card", status__in=["pending", "active", "expired"]),
                 name="pm_card_linked_once",
             ),
+            # LINK-1: PayPal payer ids are compared without case (``casepayer1`` is ``CASEPAYER1``);
+            # the services store them upper-cased, the index also covers rows written before.
             models.UniqueConstraint(
-                fields=["paypal_payer_id"],
+                Upper("paypal_payer_id"),
                 condition=Q(kind="paypal", status__in=["pending", "active", "expired"]),
                 name="pm_paypal_linked_once",
             ),

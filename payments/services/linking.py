@@ -467,6 +467,11 @@ def three_ds_complete(*, challenge_id: int, outcome: str, now: datetime) -> Paym
 # --- PayPal -------------------------------------------------------------------------------------
 
 
+def paypal_identity(*, payer_id: str, email: str) -> tuple[str, str]:
+    """LINK-1: the payer id upper-cased (PayPal issues them so) and the e-mail lower-cased."""
+    return (payer_id or "").strip().upper(), (email or "").strip().lower()
+
+
 def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now: datetime) -> LinkResult:
     """ELIG-2 (PayPal by region), ELIG-5 (not registered in the Chinese mainland), LINK-1, LINK-6.
 
@@ -475,6 +480,9 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
     """
     account = _get_account(account_id)
     kind = PaymentMethod.Kind.PAYPAL
+    # LINK-1: PayPal identifies an account by payer id and e-mail without regard to case, so
+    # both are stored normalised and looked up case-insensitively (UPPER index, see the model).
+    payer_id, email = paypal_identity(payer_id=payer_id, email=email)
     refusal = _account_refusal(account)
     if refusal:
         raise _refuse(account, kind, refusal, now)
@@ -490,7 +498,7 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
             rule="ELIG-5", reason=Reason.ISSUED_IN_CHINESE_MAINLAND,
         )
         raise _refuse(account, kind, error, now)
-    conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id=payer_id)
+    conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id__iexact=payer_id)
     if conflict:
         raise _refuse(account, kind, conflict, now)
     try:
@@ -509,7 +517,7 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
                 agreement_state=PaymentMethod.AgreementState.NOT_APPROVED,
             )
     except IntegrityError:
-        conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id=payer_id) or AlreadyLinked(
+        conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id__iexact=payer_id) or AlreadyLinked(
             "This PayPal account is linked to another cloud account; it must be unlinked there first."
         )
         raise _refuse(account, kind, conflict, now) from None

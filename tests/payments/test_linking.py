@@ -165,6 +165,30 @@ def test_link_1_paypal_account_linked_to_one_account_at_a_time(now):
         paypal_link(account_id=second.pk, email="p@example.com", payer_id="PAYERX", country="US", now=now)
 
 
+def test_link_1_paypal_identity_ignores_case(now):
+    """LINK-1: CASEPAYER1 and casepayer1 are one PayPal account; the e-mail is stored lower-cased."""
+    first, second = account_in("US"), account_in("GB")
+    linked = paypal_link(account_id=first.pk, email=" Case@Example.COM ", payer_id="CASEPAYER1", country="US", now=now)
+    assert (linked.method.paypal_payer_id, linked.method.paypal_email) == ("CASEPAYER1", "case@example.com")
+    with pytest.raises(AlreadyLinked) as caught:
+        paypal_link(account_id=second.pk, email="case@example.com", payer_id="casepayer1", country="US", now=now)
+    assert (caught.value.rule, caught.value.http_status) == ("LINK-1", 409)
+    assert not PaymentMethod.objects.filter(account=second).exists()
+    assert last_attempt(second).reason == Reason.ALREADY_LINKED
+
+
+def test_link_1_database_refuses_a_payer_id_differing_only_by_case(now):
+    """LINK-1 in the database too: a writer that skips the service still cannot link it twice."""
+    from django.db import IntegrityError, transaction
+
+    first, second = account_in("US"), account_in("US")
+    paypal_link(account_id=first.pk, email="p@example.com", payer_id="MIXEDCASE1", country="US", now=now)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaymentMethod.objects.create(
+            account=second, kind=PaymentMethod.Kind.PAYPAL, status=Status.PENDING, paypal_payer_id="mixedCase1"
+        )
+
+
 def test_link_2_card_of_deactivated_account_still_counts_as_linked(now):
     first, second = account_in("US"), account_in("US")
     card_link(account_id=first.pk, card=card_input(), now=now)
