@@ -13,6 +13,7 @@ recorded, with the actor of the request, task or ``audit_context`` block.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import models
 
@@ -81,3 +82,64 @@ class ScheduledRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.window}"
+
+
+class JobItemFailure(models.Model):
+    """One item (an account, a bill, a hold, a statement file ...) that a batch job could not
+    process: why, how often, and whether it is retried, given up or resolved
+    (``billing_backoffice/item_failures.py`` writes these rows; nothing else does).
+
+    One row per (job, item): a later failure of the same item updates it, a later success
+    resolves it, and a failure after that opens it again from its first attempt."""
+
+    job = models.CharField(max_length=100, help_text="The batch job, e.g. payments.charge_usage_thresholds.")
+    item_kind = models.CharField(
+        max_length=100, help_text="What the item is: a model label (payments.account) or statement_file."
+    )
+    item_key = models.CharField(
+        max_length=300, help_text="The item within its kind: its id, id and currency (12:USD), a file name."
+    )
+    object_id = models.BigIntegerField(null=True, blank=True, help_text="The id of the item's row, if it is one.")
+    error = models.CharField(max_length=100, help_text="The business error's code, else the exception's class.")
+    rule = models.CharField(max_length=20, blank=True)
+    message = models.TextField(help_text="The error's text, card numbers masked (SEC-1).")
+    attempts = models.PositiveIntegerField(default=1, help_text="Failed attempts since it first failed.")
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    next_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="The job skips the item until then; empty once given up or resolved."
+    )
+    given_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="Failed too often: skipped by the job until staff retry it."
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When a later attempt succeeded.")
+    retried_at = models.DateTimeField(null=True, blank=True, help_text="When staff last asked for a retry.")
+    retried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "job item failure"
+        verbose_name_plural = "job item failures"
+        permissions = [("retry_jobitemfailure", "Can retry a failed job item")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "item_kind", "item_key"], name="job_item_failure_one_per_item"),
+        ]
+        indexes = [
+            # What every run of a job reads first: its items that are not resolved.
+            models.Index(
+                fields=["job", "item_kind"], condition=models.Q(resolved_at__isnull=True),
+                name="job_item_failure_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.item_kind} {self.item_key}"
+
+    @property
+    def state(self) -> str:
+        if self.resolved_at is not None:
+            return "resolved"
+        if self.given_up_at is not None:
+            return "given up"
+        return "retrying"
