@@ -271,6 +271,10 @@ class RemittanceClaim(models.Model):
     bank_reference = models.CharField(max_length=200, blank=True)
     proof = models.FileField(upload_to="claims/%Y/%m/", blank=True)
     source = models.CharField(max_length=8, choices=Source.choices)
+    # A console claim is known by what it describes (account, amount, currency, value date, bank
+    # reference, payer): a client that retries, or sends the same form ten times at once, files
+    # one claim. Staff claims start from a transaction, which the live-claim constraint guards.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SUBMITTED)
     initiated_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reviewed_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -306,6 +310,11 @@ class RemittanceClaim(models.Model):
                 name="claim_approved_is_complete",
                 condition=~Q(status="approved")
                 | (Q(bank_transaction__isnull=False) & Q(reviewed_by__isnull=False) & Q(decided_by__isnull=False)),
+            ),
+            # The same console claim sent again (a retry, a double click) is the first one.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                name="claim_console_once",
             ),
             # CLM-2: one transaction is claimed by at most one live claim, approved at most once.
             models.UniqueConstraint(

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from remittances.models import RemittanceClaim
-from remittances.services.claims import ProofRejected, claim_submit, validate_proof
+from remittances.services.claims import ProofRejected, claim_submit_once, validate_proof
 
 _AMOUNT = re.compile(r"[0-9]{1,14}(\.[0-9]{1,2})?")
 
@@ -109,11 +109,14 @@ class ClaimCreateView(APIView):
         description=(
             "201 with `matched: true` when the transfer was found (same reference, amount and "
             "currency), else the claim waits for the transfer to arrive. The account manager "
-            "reviews the claim and finance approves it; only then is the balance credited."
+            "reviews the claim and finance approves it; only then is the balance credited. "
+            "Idempotent: the same claim sent again (same amount, currency, value date, bank "
+            "reference and payer) answers 200 with the claim filed first, whatever its status."
         ),
         request={"application/json": ClaimCreateSerializer, "multipart/form-data": ClaimCreateSerializer},
         responses={
             201: ClaimCreatedSerializer,
+            200: ClaimCreatedSerializer,
             400: _error("Malformed input or proof file; `fields` names the fields at fault."),
             401: _error("Missing or invalid token."),
             404: _error("Unknown account."),
@@ -123,7 +126,7 @@ class ClaimCreateView(APIView):
         form = ClaimCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        claim = claim_submit(
+        claim, created = claim_submit_once(
             account_id=account_id,
             amount=data["amount"],
             currency=data["currency"],
@@ -135,4 +138,5 @@ class ClaimCreateView(APIView):
             initiated_by=None,
             now=timezone.now(),
         )
-        return Response(ClaimCreatedSerializer(claim).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(ClaimCreatedSerializer(claim).data, status=code)

@@ -24,18 +24,22 @@ allows one live claim per transaction, and the ledger's unique reference
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Concat
 
+from billing_backoffice import money as money_checks
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.free_text import free_text_check
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
-from payments.services.ledger import InvalidAmount, ReferenceReused, ledger_post, money
+from payments.services.ledger import InvalidAmount, ReferenceReused, ledger_post
 from payments.services.settlement import settlement_request
 from remittances.models import (
     BankTransaction,
@@ -138,21 +142,54 @@ def _require_perm(actor, *perms: str, action: str) -> None:
         raise ClaimPermissionDenied(f"You are not allowed to {action} remittance claims.")
 
 
-def _claim_amount(amount) -> object:
+class ClaimAmountNotInCurrency(ClaimInvalid):
+    """I6: more decimals than the currency has (JPY 0.01): a rule about the pair, not the shape."""
+
+    code = "amount_not_in_currency"
+    http_status = 422
+
+
+def _claim_amount(amount, currency: str) -> object:
+    """I6: > 0, at most ``money.MAX_AMOUNT``, no more decimals than the currency has (JPY: none)."""
     try:
-        value = money(amount)
+        money_checks.amount_validate(amount)
     except InvalidAmount as error:
-        raise ClaimInvalid(error.detail, rule="I6") from None
-    if value <= 0:
-        raise ClaimInvalid("The amount of a claim must be greater than zero.", rule="I6")
-    return value
+        raise ClaimInvalid(error.detail, rule="I6", code=error.code) from None
+    try:
+        return money_checks.amount_validate(amount, currency)
+    except InvalidAmount as error:
+        raise ClaimAmountNotInCurrency(error.detail, rule="I6") from None
 
 
 def _currency(currency: str) -> str:
-    code = (currency or "").strip().upper()
-    if len(code) != 3 or not code.isalpha() or not code.isascii():
-        raise ClaimInvalid(f"{currency!r} is not an ISO 4217 currency code.", rule="I6")
-    return code
+    """I6: an accepted ISO 4217 fiat code (``money.CURRENCIES``): no ``ZZZ``, no ``XAU``."""
+    try:
+        return money_checks.currency_validate(currency)
+    except money_checks.InvalidCurrency as error:
+        raise ClaimInvalid(error.detail, rule="I6", code=error.code) from None
+
+
+# CLM-1: a transfer's value date is plausible: not before 2000, at most a few days ahead of the
+# clock (a bank may give a value date one or two business days out, never more).
+VALUE_DATE_EARLIEST = date(2000, 1, 1)
+VALUE_DATE_DAYS_AHEAD = 5
+
+
+class ValueDateImplausible(BillingError):
+    code = "value_date_out_of_window"
+    rule = "CLM-1"
+
+
+def _value_date(value_date: date | None, *, now: datetime) -> date | None:
+    if value_date is None:
+        return None
+    latest = now.date() + timedelta(days=VALUE_DATE_DAYS_AHEAD)
+    if not VALUE_DATE_EARLIEST <= value_date <= latest:
+        raise ValueDateImplausible(
+            f"A transfer's value date is between {VALUE_DATE_EARLIEST} and {VALUE_DATE_DAYS_AHEAD} days "
+            f"from today ({latest}), not {value_date}."
+        )
+    return value_date
 
 
 def validate_proof(proof: UploadedFile) -> str:
@@ -228,12 +265,20 @@ def _take_transaction(txn_id: int, *, account_id: int) -> bool:
     )
 
 
-def _candidate_transactions(*, amount, currency: str, bank_reference: str):
+def _candidate_transactions(*, account_id, amount, currency: str, bank_reference: str):
     """Unmatched credits on a shared account with exactly this reference, amount and currency.
 
     The customer knows their transfer by the reference they typed (end-to-end id) or the one the
     bank gave back; both are compared exactly, never by similarity (money follows this match).
+    CLM-4: a transaction that a claim of this account was rejected for is never matched to the
+    account automatically again (only a person can claim it for the account once more), so
+    automatic matching never undoes a decision. ``account_id`` may be an ``OuterRef``.
     """
+    rejected_here = RemittanceClaim.objects.filter(
+        bank_transaction=OuterRef("pk"),
+        status=Status.REJECTED,
+        account_id=OuterRef(account_id) if isinstance(account_id, OuterRef) else account_id,
+    )
     # A bank reference with "#" (or one that looks like a derived key) is stored as
     # "ref:<reference>" (statements._plain_key): compare with that form too.
     if isinstance(bank_reference, str):
@@ -247,7 +292,7 @@ def _candidate_transactions(*, amount, currency: str, bank_reference: str):
         receiving_account__kind=RemittanceAccount.Kind.NON_DEDICATED,
         amount=amount,
         currency=currency,
-    )
+    ).exclude(Exists(rejected_here))
 
 
 def _match_one(*, account_id: int, amount, currency: str, bank_reference: str) -> int | None:
@@ -258,7 +303,7 @@ def _match_one(*, account_id: int, amount, currency: str, bank_reference: str) -
     if not bank_reference:
         return None
     ids = list(
-        _candidate_transactions(amount=amount, currency=currency, bank_reference=bank_reference)
+        _candidate_transactions(account_id=account_id, amount=amount, currency=currency, bank_reference=bank_reference)
         .order_by("pk")
         .values_list("pk", flat=True)[:2]
     )
@@ -277,8 +322,34 @@ def _store_proof(claim: RemittanceClaim, proof: UploadedFile | None, extension: 
 # --- services ------------------------------------------------------------------------------------
 
 
+class ClaimSubmission(NamedTuple):
+    claim: RemittanceClaim
+    created: bool  # False: the same console claim had been filed before; this is that claim
+
+
+def console_claim_key(
+    *, account_id: int, amount, currency: str, value_date: date | None, bank_reference: str, payer_name: str
+) -> str:
+    """The idempotency key of a console claim: what the claim describes, normalised.
+
+    A console client may retry a claim (or post it several times at once); the claim is the same
+    when it is for the same account, amount, currency, value date, bank reference and payer.
+    ``RemittanceClaim.idempotency_key`` is unique per account in the database.
+    """
+    parts = (
+        str(account_id), f"{amount:.2f}", currency, value_date.isoformat() if value_date else "",
+        " ".join(bank_reference.split()), " ".join(payer_name.split()).casefold(),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def claim_submit(**arguments) -> RemittanceClaim:
+    """CLM-1: file a claim (see ``claim_submit_once``); the claim, new or the one filed before."""
+    return claim_submit_once(**arguments).claim
+
+
 @transaction.atomic
-def claim_submit(
+def claim_submit_once(
     *,
     account_id: int,
     amount,
@@ -291,12 +362,14 @@ def claim_submit(
     source: str,
     initiated_by=None,
     now: datetime,
-) -> RemittanceClaim:
+) -> ClaimSubmission:
     """CLM-1: a claim that a shared-account transfer belongs to ``account_id``.
 
     - ``source=console``: sent by the customer (``initiated_by`` None); matched at once to the one
       unmatched transaction with the same reference, amount and currency, else kept unattached
-      until ``claims_match_pending`` or ``claim_attach`` finds its transaction.
+      until ``claims_match_pending`` or ``claim_attach`` finds its transaction. Idempotent: the
+      same claim sent again (``console_claim_key``), even concurrently, returns the first one,
+      whatever became of it (a rejected claim stays rejected, CLM-4), and changes nothing.
     - ``source=staff``: initiated by an account manager (``add_remittanceclaim``), usually from an
       unmatched transaction (``bank_transaction_id``), which must be unmatched, on a shared
       account, in the same currency and for the same amount.
@@ -310,12 +383,47 @@ def claim_submit(
         _require_perm(initiated_by, PERM_INITIATE, action="initiate")
     else:
         raise ClaimInvalid(f"Unknown claim source {source!r}.")
-    amount = _claim_amount(amount)
     currency = _currency(currency)
+    amount = _claim_amount(amount, currency)
+    value_date = _value_date(value_date, now=now)
+    free_text_check(payer_name=payer_name, bank_reference=bank_reference)  # SEC-1, before anything is kept
     extension = validate_proof(proof) if proof is not None else None
     if not Account.objects.filter(pk=account_id).exists():
         raise AccountNotFound()
+    payer_name = (payer_name or "").strip()[:140]
+    bank_reference = (bank_reference or "").strip()[:200]
 
+    key = None
+    if source == Source.CONSOLE:
+        key = console_claim_key(
+            account_id=account_id, amount=amount, currency=currency, value_date=value_date,
+            bank_reference=bank_reference, payer_name=payer_name,
+        )
+        earlier = RemittanceClaim.objects.filter(account_id=account_id, idempotency_key=key).first()
+        if earlier is not None:
+            return ClaimSubmission(earlier, False)
+
+    try:
+        # A savepoint: when a concurrent identical claim commits first, our insert fails on the
+        # key and everything this call did (the transaction it took included) is undone.
+        with transaction.atomic():
+            claim = _file_claim(
+                account_id=account_id, amount=amount, currency=currency, value_date=value_date,
+                payer_name=payer_name, bank_reference=bank_reference, proof=proof, extension=extension,
+                bank_transaction_id=bank_transaction_id, source=source, initiated_by=initiated_by, key=key, now=now,
+            )
+    except IntegrityError:
+        earlier = key and RemittanceClaim.objects.filter(account_id=account_id, idempotency_key=key).first()
+        if not earlier:
+            raise
+        return ClaimSubmission(earlier, False)
+    return ClaimSubmission(claim, True)
+
+
+def _file_claim(
+    *, account_id, amount, currency, value_date, payer_name, bank_reference, proof, extension,
+    bank_transaction_id, source, initiated_by, key, now,
+) -> RemittanceClaim:
     txn_id = None
     if bank_transaction_id is not None:
         txn = _locked_transaction(bank_transaction_id)
@@ -325,12 +433,10 @@ def claim_submit(
         txn_id = txn.pk
         # The claim carries the transfer as the bank reported it, whatever the form said.
         value_date = value_date or txn.value_date
-        payer_name = payer_name or txn.payer_name
+        payer_name = payer_name or txn.payer_name[:140]
         bank_reference = bank_reference or txn.bank_reference
     elif source == Source.CONSOLE:
-        txn_id = _match_one(
-            account_id=account_id, amount=amount, currency=currency, bank_reference=bank_reference.strip()
-        )
+        txn_id = _match_one(account_id=account_id, amount=amount, currency=currency, bank_reference=bank_reference)
 
     claim = RemittanceClaim(
         account_id=account_id,
@@ -338,15 +444,21 @@ def claim_submit(
         amount=amount,
         currency=currency,
         value_date=value_date,
-        payer_name=(payer_name or "").strip()[:140],
-        bank_reference=(bank_reference or "").strip()[:200],
+        payer_name=payer_name,
+        bank_reference=bank_reference,
         source=source,
         initiated_by=initiated_by if source == Source.STAFF else None,
         status=Status.SUBMITTED,
+        idempotency_key=key,
         submitted_at=now,
     )
     _store_proof(claim, proof, extension)
-    claim.save()
+    try:
+        claim.save()
+    except IntegrityError:
+        if claim.proof:
+            claim.proof.delete(save=False)  # the earlier claim keeps its own proof
+        raise
     return claim
 
 
@@ -388,7 +500,8 @@ def claims_match_pending(*, now: datetime) -> int:
             # Only claims that have a candidate at all: one query, not one per waiting claim.
             Exists(
                 _candidate_transactions(
-                    amount=OuterRef("amount"), currency=OuterRef("currency"), bank_reference=OuterRef("bank_reference")
+                    account_id=OuterRef("account_id"), amount=OuterRef("amount"), currency=OuterRef("currency"),
+                    bank_reference=OuterRef("bank_reference"),
                 )
             )
         )
@@ -425,6 +538,7 @@ def claim_review(*, claim_id: int, actor, note: str = "", now: datetime) -> Remi
     reviewer may be the initiator (CLM-3 only keeps both of them from approving).
     Locks claim -> transaction.
     """
+    free_text_check(note=note)  # SEC-1
     claim = _locked_claim(claim_id)
     _require_perm(actor, PERM_REVIEW, action="review")
     if claim.status != Status.SUBMITTED:
@@ -514,6 +628,7 @@ def claim_reject(*, claim_id: int, actor, reason: str, now: datetime) -> Remitta
     can be claimed again. Rejecting a rejected claim again returns it unchanged.
     Locks claim -> transaction.
     """
+    free_text_check(reason=reason)  # SEC-1
     reason = (reason or "").strip()
     claim = _locked_claim(claim_id)
     if claim.status == Status.REJECTED:
