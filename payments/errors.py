@@ -53,3 +53,14 @@ class RemovalRefused(BillingError):
 
 class AccountStateError(Conflict):
     code = "account_state"
+
+
+class AccountInUse(BillingError):
+    """DEL-3 / LINK-2: an account with running resources or unpaid bills is not deactivated.
+
+    Deactivation leads to closure, which removes every method (LINK-2); refusing it up front
+    keeps the only method of an account that still owes money or runs resources (DEL-3).
+    """
+
+    code = "account_in_use"
+    rule = "DEL-3"

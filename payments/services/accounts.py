@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 
+from billing_backoffice.free_text import free_text_check
 from payments.eligibility import region_for_country
-from payments.errors import AccountNotFound, AccountStateError
+from payments.errors import AccountInUse, AccountNotFound, AccountStateError
 from payments.models import Account, PaymentMethod
+from payments.services.removal import account_blocks_removing_last_active_method
+
+logger = logging.getLogger(__name__)
 
 
 def account_create(
     *, name: str, kind: str, country: str, email: str = "", account_manager=None, kyc_status: str = ""
 ) -> Account:
-    """ELIG-1 / ELIG-7: any kind of account; its region is derived from the registration country."""
+    """ELIG-1 / ELIG-7: any kind of account; its region is derived from the registration country.
+    SEC-1: a name or e-mail holding a card number is refused before the row (and its audit) exists."""
+    free_text_check(name=name, email=email)
     country = country.upper()
     return Account.objects.create(
         name=name.strip(),
@@ -37,12 +44,24 @@ def _locked_account(account_id: int) -> Account:
 
 @transaction.atomic
 def account_deactivate(*, account_id: int, now: datetime) -> Account:
-    """LINK-2: the silent period starts; methods stay linked until the account closes."""
+    """LINK-2: the silent period starts; methods stay linked until the account closes.
+
+    DEL-3 decision: an account with running resources or open, partially paid or overdue bills
+    is not deactivated (``AccountInUse``, 422 naming DEL-3). Closing it 15 days later would
+    remove its methods, the only active one included, which DEL-3 forbids while it still runs
+    resources or owes money. The customer stops the resources and the bills get paid first.
+    ``account_close`` checks again, for bills issued during the silent period.
+    """
     account = _locked_account(account_id)
     if account.status == Account.Status.DEACTIVATED:
         return account
     if account.status != Account.Status.ACTIVE:
         raise AccountStateError("Only an active account can be deactivated.", rule="LINK-2")
+    blocker = account_blocks_removing_last_active_method(account)
+    if blocker:
+        raise AccountInUse(
+            f"The account cannot be deactivated: {blocker}; closing it would remove its payment methods."
+        )
     account.status = Account.Status.DEACTIVATED
     account.deactivated_at = now
     account.save(update_fields=["status", "deactivated_at"])
@@ -51,12 +70,23 @@ def account_deactivate(*, account_id: int, now: datetime) -> Account:
 
 @transaction.atomic
 def account_reactivate(*, account_id: int, now: datetime) -> Account:
-    """LINK-2: within the silent period the account can come back with its methods."""
+    """LINK-2: within the silent period the account can come back with its methods.
+
+    The clock decides, not the close job: once ``deactivated_at + ACCOUNT_SILENT_PERIOD`` has
+    passed the account is refused even if the hourly job has not closed it yet.
+    """
     account = _locked_account(account_id)
     if account.status == Account.Status.ACTIVE:
         return account
     if account.status != Account.Status.DEACTIVATED:
         raise AccountStateError("A closed account cannot be reactivated.", rule="LINK-2")
+    ends = silent_period_ends_at(account)
+    if ends is not None and ends <= now:
+        raise AccountStateError(
+            f"The silent period ended on {ends:%Y-%m-%d %H:%M} UTC; the account is being closed "
+            "and cannot be reactivated.",
+            rule="LINK-2",
+        )
     account.status = Account.Status.ACTIVE
     account.deactivated_at = None
     account.save(update_fields=["status", "deactivated_at"])
@@ -75,10 +105,18 @@ def account_close(*, account_id: int, now: datetime) -> bool:
 
     Conditional on the account still being deactivated with its period over, so a second run,
     or a reactivation that won the race, leaves it alone. Returns whether it closed.
+
+    DEL-3: an account that has running resources or unpaid bills again (a monthly bill issued
+    during the silent period) is not closed: it stays deactivated, its methods stay linked, and
+    a later run closes it once nothing blocks it.
     """
     account = _locked_account(account_id)
     ends = silent_period_ends_at(account)
     if account.status != Account.Status.DEACTIVATED or ends is None or ends > now:
+        return False
+    blocker = account_blocks_removing_last_active_method(account)
+    if blocker:
+        logger.warning("DEL-3: account %s not closed after its silent period: %s.", account.pk, blocker)
         return False
     account.status = Account.Status.CLOSED
     account.closed_at = now
