@@ -46,3 +46,49 @@ def run_in_threads(count: int, target: Callable[[int], object], *, timeout: floa
     errors = errors_of(results)
     assert not errors, errors
     return results
+
+
+class LockRendezvous:
+    """Holds each thread at one point until every other thread is there too or waits on a lock.
+
+    A plain barrier at the point a lock protects would hang when the lock works (the others can
+    never arrive); this one lets a thread go on as soon as each other party has either arrived
+    or is blocked on a PostgreSQL lock of this database. Without the lock every thread reaches
+    the point before any goes on, so the race happens on every run, not one in four.
+    """
+
+    def __init__(self, parties: int, *, timeout: float = 30):
+        self.parties = parties
+        self.timeout = timeout
+        self.arrivals = 0
+        self._mutex = threading.Lock()
+
+    def wait(self) -> None:
+        import time
+
+        with self._mutex:
+            self.arrivals += 1
+        deadline = time.monotonic() + self.timeout
+        # The raw driver cursor: Django's would run this query through the caller's wrapper again.
+        with connection.connection.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                blocked = cursor.fetchone()[0]
+                if self.arrivals + blocked >= self.parties:
+                    return
+                assert time.monotonic() < deadline, "rendezvous timed out: a party neither arrived nor blocked"
+                time.sleep(0.005)
+
+    def after_query(self, matches: Callable[[str], bool]):
+        """An ``execute_wrapper`` that waits here right after each query for which ``matches(sql)``."""
+
+        def wrapper(execute, sql, params, many, context):
+            result = execute(sql, params, many, context)
+            if matches(sql):
+                self.wait()
+            return result
+
+        return wrapper

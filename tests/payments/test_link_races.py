@@ -1,12 +1,13 @@
 """Races on PostgreSQL with real threads: LINK-1 and DEF-1 hold under concurrent requests."""
 
 import pytest
+from django.db import connection
 
 from payments.errors import AlreadyLinked
 from payments.models import Account, LinkAttempt, PaymentMethod
 from payments.services import card_link, payment_method_make_default, payment_method_remove
 from payments.services import linking
-from tests.concurrency import run_at_once
+from tests.concurrency import LockRendezvous, run_at_once
 from tests.conftest import card_input
 from tests.factories import AccountFactory, CardMethodFactory
 
@@ -42,12 +43,28 @@ def test_link_1_race_database_constraint_alone_keeps_one_link(now, monkeypatch):
     assert PaymentMethod.objects.filter(status__in=PaymentMethod.LIVE_STATUSES).count() == 1
 
 
+def is_default_check(sql: str) -> bool:
+    """The query by which ``payment_method_activate`` asks whether the account has a default."""
+    return 'AS "a" FROM "payments_paymentmethod"' in sql and '"payments_paymentmethod"."is_default"' in sql
+
+
 def test_def_1_race_methods_activating_together_make_one_default(now):
+    """DEF-1: four cards of one account activate at once; the account lock makes one default.
+
+    Each thread stops right after its "has the account a default?" query until the others have
+    asked too or are waiting on the lock, so without the lock all four see no default, all four
+    claim it and three fail on pm_one_default_per_account: every run, not by chance.
+    """
     account = accounts(1)[0]
     numbers = ["4242424242424242", "5555555555554444", "378282246310005", "2223003122003222"]
-    results = run_at_once(
-        [lambda n=n: card_link(account_id=account.pk, card=card_input(n), now=now) for n in numbers]
-    )
+    rendezvous = LockRendezvous(len(numbers))
+
+    def link(number):
+        with connection.execute_wrapper(rendezvous.after_query(is_default_check)):
+            return card_link(account_id=account.pk, card=card_input(number), now=now)
+
+    results = run_at_once([lambda n=n: link(n) for n in numbers])
+    assert rendezvous.arrivals == len(numbers)  # the pause point was reached: the race was staged
     assert not [r for r in results if isinstance(r, Exception)]
     assert PaymentMethod.objects.filter(account=account, status="active").count() == 4
     assert PaymentMethod.objects.filter(account=account, is_default=True).count() == 1
