@@ -266,3 +266,29 @@ def open_failures_q(*, job: str, item_kind: str, now: datetime) -> Q:
     return Q(job=job, item_kind=item_kind, resolved_at__isnull=True, object_id__isnull=False) & (
         Q(given_up_at__isnull=False) | Q(next_retry_at__gt=now)
     )
+
+
+def skipped_ids_sql(*, job: str, item_kind: str, now: datetime) -> tuple[str, dict[str, Any]]:
+    """``open_failures_q`` for raw SQL: a subquery of the object ids a run at ``now`` skips, and
+    its parameters (``%(skip_job)s`` ...), so a set-based job excludes them at no extra query:
+    ``AND id NOT IN ({sql})``."""
+    table = JobItemFailure._meta.db_table
+    sql = f"""
+        SELECT object_id FROM {table}
+        WHERE job = %(skip_job)s AND item_kind = %(skip_kind)s AND resolved_at IS NULL
+          AND object_id IS NOT NULL AND (given_up_at IS NOT NULL OR next_retry_at > %(skip_now)s)
+    """
+    return sql, {"skip_job": job, "skip_kind": item_kind, "skip_now": now}
+
+
+def resolved_ids_sql(*, job: str, item_kind: str, now: datetime) -> tuple[str, dict[str, Any]]:
+    """An UPDATE that resolves the open failures of ``%(resolve_ids)s`` (object ids that a
+    set-based statement just processed), for a job to run as a CTE of a statement it runs anyway."""
+    table = JobItemFailure._meta.db_table
+    sql = f"""
+        UPDATE {table} SET resolved_at = %(resolve_now)s, next_retry_at = NULL
+        WHERE job = %(resolve_job)s AND item_kind = %(resolve_kind)s AND resolved_at IS NULL
+          AND object_id = ANY(%(resolve_ids)s::bigint[])
+    """
+    return sql, {"resolve_job": job, "resolve_kind": item_kind, "resolve_now": now}
+

@@ -21,6 +21,7 @@ O(N / chunk) queries.
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,8 +33,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 
 from billing_backoffice.errors import BillingError
+from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.models import Account, Bill, UsageRecord
 from payments.services.ledger import InvalidAmount, money
+
+logger = logging.getLogger(__name__)
 
 # CRED-3: a credit-approved account pays its bills by bank transfer within these terms.
 CREDIT_PAYMENT_TERMS = timedelta(days=30)
@@ -184,17 +188,19 @@ def monthly_bill_chunks(*, period: str, chunk_size: int | None = None) -> list[A
     ]
 
 
-def _claim_and_insert_bills_sql() -> str:
+def _claim_and_insert_bills_sql(skipped_sql: str) -> str:
     usage, bill, account = UsageRecord._meta.db_table, Bill._meta.db_table, Account._meta.db_table
     # 1. lock the chunk's unbilled rows of the month in id order (the threshold charge locks the
     #    same rows in the same order, so the two never deadlock; rows it took meanwhile are
-    #    re-checked after the wait and skipped),
+    #    re-checked after the wait and skipped), but those of accounts whose billing failed and
+    #    waits for its retry (``skipped_sql``, billing_backoffice/item_failures.py),
     # 2. mark them billed, 3. one bill per account and currency from their sums.
     return f"""
         WITH locked AS (
             SELECT id FROM {usage}
             WHERE status = %(unbilled)s AND period = %(period)s
               AND account_id >= %(first)s AND (%(last)s::bigint IS NULL OR account_id <= %(last)s::bigint)
+              AND account_id NOT IN ({skipped_sql})
             ORDER BY id FOR UPDATE
         ), claimed AS (
             UPDATE {usage} AS u SET status = %(billed)s FROM locked
@@ -217,14 +223,16 @@ def _claim_and_insert_bills_sql() -> str:
                t.amount, 0, t.amount, t.currency, 0, %(open)s, NULL
         FROM totals AS t JOIN {account} AS a ON a.id = t.account_id
         ORDER BY t.account_id, t.currency
-        RETURNING id
+        RETURNING id, account_id
     """
 
 
-def _flag_accounts_sql() -> str:
+def _flag_accounts_sql(resolved_sql: str) -> str:
     # DEL-3: every billed account now has an outstanding bill (the settlement clears it again).
+    # The same statement resolves the failures of billed accounts that had failed before.
     account, bill = Account._meta.db_table, Bill._meta.db_table
     return f"""
+        WITH resolved AS ({resolved_sql})
         UPDATE {account} SET has_outstanding_bills = TRUE
         WHERE id IN (SELECT account_id FROM {bill} WHERE id = ANY(%(bill_ids)s)) AND NOT has_outstanding_bills
     """
@@ -242,6 +250,9 @@ def _link_usage_sql() -> str:
     """
 
 
+MONTHLY_BILLS_JOB = "payments.generate_monthly_bills"
+
+
 def monthly_bills_generate_chunk(*, period: str, now: datetime, chunk: AccountChunk) -> list[int]:
     """PAY-3 / CRED-3: bill the unbilled usage of ``period`` for one chunk of accounts.
 
@@ -249,22 +260,47 @@ def monthly_bills_generate_chunk(*, period: str, now: datetime, chunk: AccountCh
     the usage rows marked billed and pointing at it, the accounts flagged as owing (DEL-3).
     Three statements whatever the chunk's size.
     Idempotent: a second run finds no unbilled usage and creates nothing. Returns the new bill ids.
+
+    A poison account (usage whose total no bill can hold) fails the chunk's statement: the chunk
+    is then billed account by account, the poison one is recorded and retried by later runs,
+    bounded, and left out of the chunk statement meanwhile (billing_backoffice/item_failures.py).
     """
     first, end = period_bounds(period)
+    skipped_sql, skipped_params = skipped_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
+    resolved_sql, resolved_params = resolved_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
     params = {
         "period": period, "first": chunk.first_account_id, "last": chunk.last_account_id,
         "unbilled": UsageRecord.Status.UNBILLED, "billed": UsageRecord.Status.BILLED,
         "kind": Bill.Kind.MONTHLY, "open": Bill.Status.OPEN, "start": first, "end": end, "now": now,
-        "due": now.date(), "credit_due": now.date() + CREDIT_PAYMENT_TERMS,
+        "due": now.date(), "credit_due": now.date() + CREDIT_PAYMENT_TERMS, **skipped_params, **resolved_params,
     }
+    statements = (_claim_and_insert_bills_sql(skipped_sql), _link_usage_sql(), _flag_accounts_sql(resolved_sql))
+    try:
+        return _bill_accounts(params, statements)
+    except NOT_ISOLATED:
+        raise
+    except Exception as error:  # noqa: BLE001  (one account's usage; found below)
+        logger.warning("PAY-3: chunk %s of %s failed (%s); billing it account by account", chunk, period,
+                       type(error).__name__)
+    items = JobItems(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
+    bill_ids: list[int] = []
+    for account_id in _unbilled_account_ids(params, skipped_sql):
+        outcome = items.run(account_id, lambda: _bill_accounts({**params, "first": account_id, "last": account_id}, statements))
+        bill_ids += outcome.value if outcome.ok else []
+    return bill_ids
+
+
+def _bill_accounts(params: dict, statements: tuple[str, str, str]) -> list[int]:
+    claim_sql, link_sql, flag_sql = statements
     for attempt in range(2):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(_claim_and_insert_bills_sql(), params)
-                bill_ids = [row[0] for row in cursor.fetchall()]
+                cursor.execute(claim_sql, params)
+                rows = cursor.fetchall()
+                bill_ids = [row[0] for row in rows]
                 if bill_ids:
-                    cursor.execute(_link_usage_sql(), {**params, "bill_ids": bill_ids})
-                    cursor.execute(_flag_accounts_sql(), {"bill_ids": bill_ids})
+                    cursor.execute(link_sql, {**params, "bill_ids": bill_ids})
+                    cursor.execute(flag_sql, {**params, "bill_ids": bill_ids, "resolve_ids": [row[1] for row in rows]})
                 return bill_ids
         except IntegrityError:
             # A concurrent run billed late usage of the same account and month under the same
@@ -272,6 +308,22 @@ def monthly_bills_generate_chunk(*, period: str, now: datetime, chunk: AccountCh
             if attempt:
                 raise
     return []  # pragma: no cover
+
+
+def _unbilled_account_ids(params: dict, skipped_sql: str) -> list[int]:
+    """The chunk's accounts with unbilled usage in the period, but those skipped (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT DISTINCT account_id FROM {UsageRecord._meta.db_table}
+            WHERE status = %(unbilled)s AND period = %(period)s
+              AND account_id >= %(first)s AND (%(last)s::bigint IS NULL OR account_id <= %(last)s::bigint)
+              AND account_id NOT IN ({skipped_sql})
+            ORDER BY account_id
+            """,
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def monthly_bills_generate(*, period: str, now: datetime, chunk_size: int | None = None) -> int:

@@ -32,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.item_failures import JobItems
 from payments.errors import AccountNotFound
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.gateways.base import ChargeResult
@@ -607,14 +608,31 @@ def usage_threshold_charge(*, account_id: int, currency: str, now: datetime) -> 
     return charge
 
 
+THRESHOLD_JOB = "payments.charge_usage_thresholds"
+
+
 def threshold_charges_run(*, now: datetime) -> int:
     """PAY-2: the scheduled scan. One query finds the accounts due, then one service call each.
-    Returns how many threshold charges were created."""
-    return sum(
-        1
-        for account_id, currency in _threshold_candidates()
-        if usage_threshold_charge(account_id=account_id, currency=currency, now=now) is not None
-    )
+    Returns how many threshold charges were created.
+
+    Each (account, currency) runs in its own savepoint: one that fails (usage whose total does not
+    fit a bill) is recorded and retried by later runs, bounded, and the accounts after it are
+    still charged (``billing_backoffice/item_failures.py``)."""
+    candidates = _threshold_candidates()
+    if not candidates:
+        return 0
+    items = JobItems(job=THRESHOLD_JOB, item_kind="payments.account", now=now)
+    created = 0
+    for account_id, currency in candidates:
+        key = f"{account_id}:{currency}"
+        if items.skips(key):
+            continue
+        outcome = items.run(
+            key, lambda: usage_threshold_charge(account_id=account_id, currency=currency, now=now),
+            object_id=account_id,
+        )
+        created += outcome.ok and outcome.value is not None
+    return created
 
 
 # --- month-end deduction (PAY-3) ---------------------------------------------------------------

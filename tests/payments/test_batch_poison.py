@@ -1,0 +1,151 @@
+"""A poison item in the middle of a batch job never stops the rest (billing_backoffice/item_failures.py).
+
+One test per job: the items before and after the poison one are processed, the poison one is
+recorded with its reason, a later run retries it boundedly (backoff, then given up until staff
+retry it), and the run as a whole does not raise. The poison is real where it can be (usage
+whose total overflows the bill column, inserted directly as the API bounds single amounts), else
+the database refusing one row (a trigger) or the per-item service raising for one id.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from billing_backoffice.item_failures import MAX_ATTEMPTS, job_item_failure_retry, retry_delay
+from billing_backoffice.models import JobItemFailure
+from payments.models import Bill, Charge, UsageRecord
+from payments.services.charging import THRESHOLD_JOB, threshold_charges_run
+from tests.factories import UserFactory
+from tests.payments.test_charging import card_account, enqueued, report_usage  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+HUGE = D("999999999999.99")  # fits a usage row; two of them do not fit one bill
+
+
+def overflowing_usage(account, *, period="2026-11", now):
+    """The issue's poison record: two usage rows whose sum no bill column can hold."""
+    for n in (1, 2):
+        UsageRecord.objects.create(
+            account=account, amount=HUGE, currency="USD", period=period, reference=f"huge-{account.pk}-{n}",
+            reported_at=now,
+        )
+
+
+def failure_of(job: str, key) -> JobItemFailure:
+    return JobItemFailure.objects.get(job=job, item_key=str(key))
+
+
+def poison_rows(table: str, column: str, value: int) -> None:
+    """The database refuses to write rows of ``table`` whose ``column`` is ``value`` (a trigger,
+    rolled back with the test): a stand-in for a row a set-based statement cannot write."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            CREATE FUNCTION poison_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.{column} = {int(value)} THEN
+                    RAISE EXCEPTION 'poison row: % % is refused', TG_TABLE_NAME, NEW.{column};
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER poison_{table} BEFORE INSERT OR UPDATE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION poison_{table}();
+            """
+        )
+
+
+def until_given_up(run, failure_key, job, start):
+    """Run the job at each retry time until the item is given up; returns the clock after it."""
+    clock = start
+    for attempts in range(1, MAX_ATTEMPTS):
+        assert failure_of(job, failure_key).attempts == attempts
+        clock += retry_delay(attempts)
+        run(clock)
+    failure = failure_of(job, failure_key)
+    assert failure.attempts == MAX_ATTEMPTS and failure.given_up_at == clock and failure.next_retry_at is None
+    return clock
+
+
+# --- PAY-2: threshold charging ------------------------------------------------------------------
+
+
+def test_pay_2_threshold_run_charges_around_an_overflowing_account_and_retries_it_boundedly(now, enqueued):
+    before, _ = card_account()
+    poison, _ = card_account()
+    after, _ = card_account()
+    report_usage(before, "1500.00", reference="ok-1", now=now)
+    report_usage(after, "1500.00", reference="ok-2", now=now)
+    overflowing_usage(poison, now=now)
+
+    assert enqueued.commit(threshold_charges_run, now=now) == 2  # does not raise
+    assert set(Charge.objects.values_list("account_id", flat=True)) == {before.pk, after.pk}
+    assert not Bill.objects.filter(account=poison).exists()
+    assert set(UsageRecord.objects.filter(account=poison).values_list("status", flat=True)) == {"unbilled"}
+    failure = failure_of(THRESHOLD_JOB, f"{poison.pk}:USD")
+    assert (failure.item_kind, failure.object_id, failure.error, failure.attempts) == (
+        "payments.account", poison.pk, "DataError", 1
+    )
+    assert "numeric field overflow" in failure.message
+    assert failure.next_retry_at == now + retry_delay(1) and failure.given_up_at is None
+
+    # Before its retry time a run leaves it alone; at it, the run tries it again (and fails).
+    enqueued.commit(threshold_charges_run, now=now + timedelta(minutes=1))
+    assert failure_of(THRESHOLD_JOB, f"{poison.pk}:USD").attempts == 1
+    given_up = until_given_up(
+        lambda clock: enqueued.commit(threshold_charges_run, now=clock), f"{poison.pk}:USD", THRESHOLD_JOB, now
+    )
+    enqueued.commit(threshold_charges_run, now=given_up + timedelta(days=7))  # given up: skipped
+    assert failure_of(THRESHOLD_JOB, f"{poison.pk}:USD").attempts == MAX_ATTEMPTS
+
+    # Staff fix the data and retry it: the next run charges it and the failure is resolved.
+    UsageRecord.objects.filter(reference=f"huge-{poison.pk}-2").delete()
+    staff = UserFactory(username="finance-retry")
+    job_item_failure_retry(failure_id=failure.pk, actor=staff, now=given_up + timedelta(days=8))
+    assert enqueued.commit(threshold_charges_run, now=given_up + timedelta(days=8)) == 1
+    failure.refresh_from_db()
+    assert failure.resolved_at == given_up + timedelta(days=8) and failure.retried_by == staff
+    assert Bill.objects.get(account=poison).total == HUGE
+
+
+# --- PAY-3: month-end bills and deduction -----------------------------------------------------
+
+
+def test_pay_3_month_end_chunk_bills_around_an_overflowing_account_and_retries_it_boundedly(now):
+    from payments.services.billing import MONTHLY_BILLS_JOB, AccountChunk, monthly_bills_generate_chunk
+
+    month_end = now.replace(month=11, day=1, hour=1)
+    before, _ = card_account()
+    poison, _ = card_account()
+    after, _ = card_account()
+    for account in (before, after):
+        report_usage(account, "12.50", reference=f"m-{account.pk}", now=now, period="2026-10")
+    overflowing_usage(poison, period="2026-10", now=now)
+    chunk = AccountChunk(before.pk, after.pk)
+
+    def run(clock):
+        return monthly_bills_generate_chunk(period="2026-10", now=clock, chunk=chunk)
+
+    assert len(run(month_end)) == 2  # does not raise
+    assert set(Bill.objects.values_list("account_id", "total")) == {(before.pk, D("12.50")), (after.pk, D("12.50"))}
+    assert set(UsageRecord.objects.filter(account=poison).values_list("status", "bill")) == {("unbilled", None)}
+    failure = failure_of(MONTHLY_BILLS_JOB, poison.pk)
+    assert (failure.object_id, failure.error, failure.attempts) == (poison.pk, "DataError", 1)
+    assert "numeric field overflow" in failure.message
+
+    late, _ = card_account()  # usage reported meanwhile is billed by the chunk statement, poison left out
+    report_usage(late, "3.00", reference="late", now=now, period="2026-10")
+    assert len(monthly_bills_generate_chunk(
+        period="2026-10", now=month_end + timedelta(minutes=1), chunk=AccountChunk(before.pk, late.pk)
+    )) == 1
+    assert failure_of(MONTHLY_BILLS_JOB, poison.pk).attempts == 1
+    given_up = until_given_up(run, poison.pk, MONTHLY_BILLS_JOB, month_end)
+
+    UsageRecord.objects.filter(reference=f"huge-{poison.pk}-2").delete()
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up)
+    assert len(run(given_up)) == 1
+    assert failure_of(MONTHLY_BILLS_JOB, poison.pk).resolved_at == given_up
