@@ -7,11 +7,17 @@ SEC-1: the card serializers never echo a number or CVV, but some stock DRF and d
 messages quote the input (``"x" is not a valid choice``), so a card number pasted into the
 wrong field could come back. Every message is therefore passed through the same Luhn-based
 redaction as the logs before it is answered.
+
+Outside DRF (no URL matched, a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, a crash), Django
+answers through ``handler400/403/404/500`` in ``billing_backoffice.urls``; under ``/api/`` those
+answer the same JSON shape (``json_error``), elsewhere Django's own pages.
 """
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -22,8 +28,8 @@ from billing_backoffice.logging import redact_card_numbers
 
 def _redacted(value):
     """The same structure of messages, with any card number in them replaced."""
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, dict):  # keys too: an unknown query parameter is named by its key
+        return {redact_card_numbers(str(key)): _redacted(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_redacted(item) for item in value]
     if isinstance(value, str):  # ErrorDetail is a str; keep its code
@@ -60,3 +66,56 @@ def exception_handler(exc, context):
         code = getattr(getattr(exc, "detail", None), "code", None) or getattr(exc, "default_code", "error")
         response.data = {"code": str(code), "rule": None, "detail": redact_card_numbers(str(detail))}
     return response
+
+
+# --- answers outside DRF --------------------------------------------------------------------------
+
+API_PREFIX = "/api/"
+
+# status -> (code, detail) of the answers Django itself gives, in the console's error shape.
+STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "The request is malformed."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "No such object."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("request_too_large", "The request body is too large."),
+    415: ("unsupported_media_type", "Send the body as application/json."),
+    500: ("server_error", "An unexpected error occurred; it has been logged."),
+}
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def json_error(status_code: int, *, code: str | None = None, detail: str | None = None) -> JsonResponse:
+    """``{"code", "rule", "detail"}`` with the stock code and text of ``status_code``."""
+    stock_code, stock_detail = STATUS_ERRORS.get(status_code, ("error", "The request failed."))
+    body = {"code": code or stock_code, "rule": None, "detail": redact_card_numbers(detail or stock_detail)}
+    return JsonResponse(body, status=status_code)
+
+
+def handler400(request, exception=None):
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return json_error(413)
+    return json_error(400)
+
+
+def handler403(request, exception=None):
+    if not is_api_request(request):
+        return defaults.permission_denied(request, exception)
+    return json_error(403)
+
+
+def handler404(request, exception=None):
+    if not is_api_request(request):
+        return defaults.page_not_found(request, exception)
+    return json_error(404)
+
+
+def handler500(request):
+    if not is_api_request(request):
+        return defaults.server_error(request)
+    return json_error(500)

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it sees every answer: under /api/ every error is JSON in the console's shape.
+    "billing_backoffice.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -244,11 +246,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON nested deeper than 64 levels answers 400 before it is decoded (no RecursionError).
+    "DEFAULT_PARSER_CLASSES": ["billing_backoffice.api_parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "billing_backoffice.api_errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset validated against documented bounds: out of range answers 400, not a query.
+    "DEFAULT_PAGINATION_CLASS": "billing_backoffice.api_pagination.ConsolePagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {
@@ -258,7 +262,23 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Separate request components, so uploads (claim proofs) show as binary in the schema.
     "COMPONENT_SPLIT_REQUEST": True,
+    # <id:...> path segments: the bigint range the converter accepts (billing_backoffice.url_converters).
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # 400/401/404/413/415 with the Error schema on every operation they can answer.
+        "billing_backoffice.api_schema.document_error_responses",
+    ],
 }
+
+# --- Error pages and reports (SEC-1) ------------------------------------------------------------
+# The DEBUG 500 page and the reports mailed to ADMINS hide POST values, card fields, secrets and
+# the raw body, and mask card numbers, in every mode (Django's stock filter is off under DEBUG).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "billing_backoffice.error_reports.CardSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "billing_backoffice.error_reports.CardSafeExceptionReporter"
+# Bodies (files aside) over this answer 413 (JSON under /api/). Console requests are a few kB;
+# claim proofs are files (their own 10 MB bound) and statements are uploaded as files.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2621440)  # Django's 2.5 MB
 
 # --- Demo -----------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="billing-demo-2026")

@@ -17,9 +17,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from billing_backoffice.api_schema import error_responses
 from billing_backoffice.errors import BillingError
 from payments.api.schema import EnumField
-from payments.api.serializers import ErrorSerializer
 from payments.api.views import ConsoleAPIView
 from payments.models import Bill, Charge, ThreeDSChallenge, UsageRecord
 from payments.services import billing as billing_services
@@ -30,7 +30,6 @@ _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 ERROR_TEXT = {
     400: "Malformed input (an amount that is not a decimal string with at most 2 places, an unknown "
     "currency, a period that is not YYYY-MM...); `fields` names the fields at fault.",
-    401: "Missing or invalid token.",
     404: "Unknown account.",
     409: "The reference was already used with other figures (I2).",
     422: "A rule refused the order (PAY-5 KYC, HOLD-3 no usable method, CRED-3 credit limit); nothing was created.",
@@ -38,7 +37,7 @@ ERROR_TEXT = {
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_TEXT[code]) for code in (401, *codes)}
+    return error_responses({code: ERROR_TEXT[code] for code in codes})
 
 
 def _shape(check, value):

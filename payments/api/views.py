@@ -10,21 +10,21 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from billing_backoffice.api_schema import error_responses
+from billing_backoffice.api_views import ConsoleAPIView, ConsoleListAPIView
 from payments import services
 from payments.api import serializers as s
 from payments.api.filters import PaymentMethodFilter
 from payments.errors import AccountNotFound, PaymentMethodNotFound
 from payments.models import Account, PaymentMethod, ThreeDSChallenge
 
+# The answers every operation can give (400, 401, 404, 413, 415) are added to the schema by
+# billing_backoffice.api_schema; these are the texts of the ones particular to an operation.
 ERROR_TEXT = {
     400: "Malformed input; `fields` names the fields at fault.",
-    401: "Missing or invalid token.",
     404: "Unknown object.",
     409: "Already linked to another account (LINK-1), or the verification is already finished.",
     422: "A rule refused it; `rule` names the rule.",
@@ -33,15 +33,8 @@ ERROR_TEXT = {
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error answers an operation can give (401 for all of them)."""
-    return {code: OpenApiResponse(s.ErrorSerializer, description=ERROR_TEXT[code]) for code in (401, *codes)}
-
-
-class ConsoleAPIView(APIView):
-    # Token only, set here rather than inherited from settings: a staff session cookie must
-    # never reach these views even if someone adds SessionAuthentication to the defaults.
-    authentication_classes = [TokenAuthentication]
-    permission_classes = [IsAuthenticated]
+    """Schema entries for the error answers particular to an operation."""
+    return error_responses({code: ERROR_TEXT[code] for code in codes})
 
 
 def method_response(method: PaymentMethod, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -162,9 +155,7 @@ class WalletLinkView(ConsoleAPIView):
     summary="An account's payment methods, masked (removed ones only with ?status=removed)",
     responses={200: s.PaymentMethodSerializer(many=True), **errors(400, 404)},
 )
-class PaymentMethodListView(generics.ListAPIView):
-    authentication_classes = ConsoleAPIView.authentication_classes
-    permission_classes = ConsoleAPIView.permission_classes
+class PaymentMethodListView(ConsoleListAPIView):
     serializer_class = s.PaymentMethodSerializer
     filterset_class = PaymentMethodFilter
 

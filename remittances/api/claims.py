@@ -12,13 +12,14 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
+
+from billing_backoffice.api_parsers import BoundedJSONParser
+from billing_backoffice.api_schema import error_responses
+from billing_backoffice.api_views import ConsoleAPIView
 
 from remittances.models import RemittanceClaim
 from remittances.services.claims import ProofRejected, claim_submit_once, validate_proof
@@ -88,21 +89,8 @@ class ClaimCreatedSerializer(serializers.Serializer):
         return claim.bank_transaction_id is not None
 
 
-class _ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    rule = serializers.CharField(allow_null=True)
-    detail = serializers.CharField()
-    fields = serializers.DictField(required=False)
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(_ErrorSerializer, description=description)
-
-
-class ClaimCreateView(APIView):
-    authentication_classes = [TokenAuthentication]
-    permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+class ClaimCreateView(ConsoleAPIView):
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         summary="Claim a transfer to the shared account (CLM-1)",
@@ -117,9 +105,12 @@ class ClaimCreateView(APIView):
         responses={
             201: ClaimCreatedSerializer,
             200: ClaimCreatedSerializer,
-            400: _error("Malformed input or proof file; `fields` names the fields at fault."),
-            401: _error("Missing or invalid token."),
-            404: _error("Unknown account."),
+            **error_responses({
+                400: "Malformed input or proof file; `fields` names the fields at fault.",
+                404: "Unknown account.",
+                409: "The claim conflicts with the state of the account or of a transfer.",
+                422: "A rule refused the claim; `rule` names the rule.",
+            }),
         },
     )
     def post(self, request, account_id: int):

@@ -13,15 +13,13 @@ from __future__ import annotations
 import re
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from billing_backoffice.api_schema import error_responses
+from billing_backoffice.api_views import ConsoleAPIView
 from billing_backoffice.errors import BillingError
-from payments.api.serializers import ErrorSerializer
 from remittances.models import CreditLimitRequest
 from remittances.services import credit as services
 
@@ -29,7 +27,6 @@ _DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
 ERROR_TEXT = {
     400: "Malformed input (a limit that is not a decimal string with at most 2 places, an unknown currency...).",
-    401: "Missing or invalid token.",
     404: "Unknown account.",
     409: "The account already has an open credit application (CRED-1).",
     422: "A rule refused it (CRED-1: account not active, nothing to revoke); `rule` names the rule.",
@@ -77,10 +74,7 @@ class CreditApplicationSerializer(serializers.Serializer):
     currency = serializers.CharField()
 
 
-class CreditApplicationCreateView(APIView):
-    # Token only, like the payments console API: a staff session never reaches this view.
-    authentication_classes = [TokenAuthentication]
-    permission_classes = [IsAuthenticated]
+class CreditApplicationCreateView(ConsoleAPIView):  # token only: a staff session never reaches it
 
     @extend_schema(
         summary="Apply for a credit limit (CRED-1)",
@@ -91,7 +85,7 @@ class CreditApplicationCreateView(APIView):
         request=CreditApplicationCreateSerializer,
         responses={
             201: CreditApplicationSerializer,
-            **{code: OpenApiResponse(ErrorSerializer, description=text) for code, text in ERROR_TEXT.items()},
+            **error_responses(ERROR_TEXT),
         },
     )
     def post(self, request, account_id: int):

@@ -139,4 +139,4 @@ def test_token_is_required(api, client):
 def test_schema_documents_the_credit_application_path():
     response = APIClient().get("/api/v1/schema/", {"format": "json"})
     operation = response.json()["paths"]["/api/v1/accounts/{account_id}/credit-applications/"]["post"]
-    assert set(operation["responses"]) == {"201", "400", "401", "404", "409", "422"}
+    assert set(operation["responses"]) == {"201", "400", "401", "404", "409", "413", "415", "422"}
