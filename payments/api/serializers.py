@@ -11,49 +11,50 @@ text, so a 400 never echoes what was sent (DRF's stock messages for some fields 
 
 from __future__ import annotations
 
-import re
-
 from django.db import models
 from django_countries import countries
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing_backoffice.api_fields import (
+    FreeEmailField,
+    FreeTextField,
+    StrictBooleanField,
+    StrictIntegerField,
+    pattern_validator,
+)
 from payments.api.schema import EnumField
 from payments.models import Account, PaymentMethod, ThreeDSChallenge
 from payments.services import CardInput
 
-_CARD_NUMBER = re.compile(r"[0-9 ]+")
-_CVV = re.compile(r"[0-9]{3,4}")
+# Digits, single spaces allowed between groups (4242 4242 4242 4242); Luhn and length are LINK-3 (422).
+CARD_NUMBER_PATTERN = r"^[0-9]+(?: [0-9]+)*$"
+CVV_PATTERN = r"^[0-9]{3,4}$"
+COUNTRY_CODES = tuple(code for code, _ in countries)
 
 
-def _country_code(value: str) -> str:
-    code = value.strip().upper()
-    if len(code) != 2 or code not in countries:
-        raise serializers.ValidationError("Not an ISO 3166 alpha-2 country code.")
-    return code
-
-
-class CountryCodeField(serializers.CharField):
-    """An ISO 3166 alpha-2 code, upper-cased (``de`` -> ``DE``)."""
+class CountryCodeField(serializers.ChoiceField):
+    """An ISO 3166 alpha-2 code, documented as an enum; lower case is upper-cased (``de`` -> ``DE``)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 2)
-        kwargs.setdefault("min_length", 2)
-        super().__init__(**kwargs)
+        super().__init__(choices=COUNTRY_CODES, **kwargs)
+        self.error_messages["invalid_choice"] = "Not an ISO 3166 alpha-2 country code."
 
     def to_internal_value(self, data):
-        return _country_code(super().to_internal_value(data))
+        if isinstance(data, str) and data.upper() in countries:
+            return data.upper()
+        self.fail("invalid_choice", input="")
 
 
 class SecretField(serializers.CharField):
     """A write-only string whose every error message is fixed text (SEC-1: never echo it)."""
 
-    def __init__(self, *, pattern: re.Pattern, invalid_message: str, **kwargs):
-        self.pattern = pattern
+    def __init__(self, *, pattern: str, invalid_message: str, **kwargs):
         self.invalid_message = invalid_message
         kwargs["write_only"] = True
-        kwargs.setdefault("trim_whitespace", True)
+        kwargs["trim_whitespace"] = False  # the documented pattern is the whole check
         super().__init__(**kwargs)
         # Every stock message is replaced: none of DRF's may ever carry the input.
         self.error_messages = {
@@ -62,14 +63,29 @@ class SecretField(serializers.CharField):
             "null": "This field may not be null.",
             "blank": "This field may not be blank.",
         }
+        self.validators.append(pattern_validator(pattern, invalid_message))
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (str, int)):
+        if not isinstance(data, str):
             self.fail("invalid")
-        value = str(data).strip()
-        if not self.pattern.fullmatch(value):
-            raise serializers.ValidationError(self.invalid_message, code="invalid")
-        return super().to_internal_value(value)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({
+    "type": "integer", "anyOf": [{"minimum": 0, "maximum": 99}, {"minimum": 2000, "maximum": 2199}],
+    "description": "Two-digit (YY) or four-digit (YYYY) year.",
+})
+class ExpiryYearField(StrictIntegerField):
+    """YY (0..99) or YYYY (2000..2199); whether the card has expired is LINK-3 (422)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=2199, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if 100 <= value < 2000:
+            raise serializers.ValidationError("Use a two-digit (YY) or four-digit (YYYY) year.")
+        return value
 
 
 # --- input ------------------------------------------------------------------------------------
@@ -86,16 +102,16 @@ class ThreeDSOutcome(models.TextChoices):
 
 
 class AccountCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = FreeTextField(max_length=200)
     kind = EnumField(Account.Kind, enum_name="AccountKindEnum")
     country = CountryCodeField(help_text="Registration country, ISO 3166 alpha-2 (ELIG-1).")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = FreeEmailField(required=False, allow_blank=True, default="")
 
 
 class BillingAddressSerializer(serializers.Serializer):
-    line1 = serializers.CharField(max_length=200)
-    city = serializers.CharField(max_length=100)
-    postal_code = serializers.CharField(max_length=20)
+    line1 = FreeTextField(max_length=200)
+    city = FreeTextField(max_length=100)
+    postal_code = FreeTextField(max_length=20)
     country = CountryCodeField()
 
 
@@ -103,31 +119,24 @@ class CardLinkSerializer(serializers.Serializer):
     """LINK-3 card fields. Only the shape is checked here; Luhn and expiry are rules (422)."""
 
     number = SecretField(
-        pattern=_CARD_NUMBER,
+        pattern=CARD_NUMBER_PATTERN,
         max_length=32,
-        invalid_message="The card number must be a string of digits (spaces allowed).",
+        invalid_message="The card number must be a string of digits (single spaces allowed between groups).",
         help_text="Card number, digits (spaces allowed). Never stored or echoed (SEC-1).",
     )
-    exp_month = serializers.IntegerField(min_value=1, max_value=12)
-    exp_year = serializers.IntegerField(
-        min_value=0, max_value=2199, help_text="Two-digit (YY) or four-digit (YYYY) year."
-    )
+    exp_month = StrictIntegerField(min_value=1, max_value=12)
+    exp_year = ExpiryYearField()
     cvv = SecretField(
-        pattern=_CVV,
+        pattern=CVV_PATTERN,
         max_length=4,
         invalid_message="The security code must be 3 or 4 digits.",
         help_text="3 digits (4 for American Express). Never stored or echoed (SEC-1).",
     )
-    cardholder_name = serializers.CharField(max_length=100, help_text="As printed on the card.")
-    company_name = serializers.CharField(
+    cardholder_name = FreeTextField(max_length=100, help_text="As printed on the card.")
+    company_name = FreeTextField(
         max_length=200, required=False, allow_blank=True, default="", help_text="Corporate cards."
     )
     billing_address = BillingAddressSerializer()
-
-    def validate_exp_year(self, value: int) -> int:
-        if 100 <= value < 2000:
-            raise serializers.ValidationError("Use a two-digit (YY) or four-digit (YYYY) year.")
-        return value
 
     def to_card_input(self) -> CardInput:
         data = self.validated_data
@@ -147,15 +156,18 @@ class CardLinkSerializer(serializers.Serializer):
 
 
 class PayPalLinkSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    payer_id = serializers.RegexField(r"^[A-Za-z0-9_-]+$", max_length=32)
+    email = FreeEmailField()
+    payer_id = FreeTextField(
+        pattern=r"^[A-Za-z0-9_-]+$", max_length=32,
+        pattern_message="Letters, digits, '_' and '-' only.",
+    )
     country = CountryCodeField(help_text="Where the PayPal account is registered (ELIG-5).")
 
 
 class AgreementOutcomeSerializer(serializers.Serializer):
     outcome = EnumField(AgreementOutcome, enum_name="AgreementOutcomeEnum")
-    has_funding_source = serializers.BooleanField(
-        required=False, help_text="Required when the outcome is approved (LINK-6)."
+    has_funding_source = StrictBooleanField(
+        required=False, help_text="JSON true or false; required when the outcome is approved (LINK-6)."
     )
 
     def validate(self, attrs):
@@ -166,14 +178,30 @@ class AgreementOutcomeSerializer(serializers.Serializer):
         return attrs
 
 
+class AgreementOutcomeSchema(OpenApiSerializerExtension):
+    """The schema states ``validate``'s rule: an approved outcome carries ``has_funding_source``."""
+
+    target_class = AgreementOutcomeSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["oneOf"] = [
+            {"properties": {"outcome": {"enum": [AgreementOutcome.APPROVED.value]}},
+             "required": ["outcome", "has_funding_source"]},
+            {"properties": {"outcome": {"enum": [AgreementOutcome.CANCELLED.value]}}, "required": ["outcome"]},
+        ]
+        return schema
+
+
 class ThreeDSOutcomeSerializer(serializers.Serializer):
     outcome = EnumField(ThreeDSOutcome, enum_name="ThreeDSOutcomeEnum")
 
 
 class WalletLinkSerializer(serializers.Serializer):
     # A name, never digits first: whatever is sent ends up in the ELIG-6 message.
-    wallet = serializers.RegexField(
-        r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32, help_text="For example alipay or wechat_pay."
+    wallet = FreeTextField(
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32, help_text="For example alipay or wechat_pay.",
+        pattern_message="A wallet name: a letter, then letters, digits or '_'.",
     )
 
 
@@ -268,7 +296,7 @@ class AccountSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     uid = serializers.CharField()
     name = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.EmailField(allow_null=True, help_text="null when the account has no e-mail.")
     kind = EnumField(Account.Kind, enum_name="AccountKindEnum")
     country = serializers.SerializerMethodField()
     region = serializers.CharField(help_text="ELIG-1: US, EU, EUROPE_NON_EU, MY or OTHER.")
@@ -280,6 +308,11 @@ class AccountSerializer(serializers.Serializer):
 
     def get_country(self, account: Account) -> str:
         return str(account.country)
+
+    def to_representation(self, account: Account) -> dict:
+        data = super().to_representation(account)
+        data["email"] = data["email"] or None  # a blank e-mail is no e-mail (the schema says format email)
+        return data
 
     @extend_schema_field(MoneySerializer)
     def get_balance(self, account: Account) -> dict:

@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-import pycountry
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 
+from billing_backoffice import money
 from billing_backoffice.errors import BillingError
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
+from billing_backoffice.money import InvalidCurrency  # noqa: F401 - re-exported, raised by currency_code
 from payments.models import Account, Bill, UsageRecord
-from payments.services.ledger import InvalidAmount, money
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,11 @@ logger = logging.getLogger(__name__)
 CREDIT_PAYMENT_TERMS = timedelta(days=30)
 MONTHLY_CHUNK_SIZE = 500  # accounts per month-end task; settings.BILLING_MONTHLY_CHUNK_SIZE overrides
 _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
-NOT_MONEY = {"XAU", "XAG", "XPT", "XPD", "XDR", "XTS", "XXX", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"}
-
-
-class InvalidCurrency(BillingError):
-    code = "invalid_currency"
-    rule = "I6"
+# PAY-2 / PAY-3: the months usage may be reported for, relative to the clock: the last two years
+# (late reports, corrections) up to the next month (a console whose local month is already the
+# next one). 1900-01 or 9999-12 is a mistake, never usage.
+USAGE_PERIOD_MONTHS_BACK = 24
+USAGE_PERIOD_MONTHS_AHEAD = 1
 
 
 class InvalidPeriod(BillingError):
@@ -65,21 +64,13 @@ class InvalidReference(BillingError):
 
 
 def currency_code(value) -> str:
-    """I6: an ISO 4217 alpha-3 code of real money, upper-cased (``usd`` -> ``USD``)."""
-    code = value.strip().upper() if isinstance(value, str) else ""
-    if len(code) != 3 or not code.isalpha() or code in NOT_MONEY or pycountry.currencies.get(alpha_3=code) is None:
-        raise InvalidCurrency(f"{value!r} is not an ISO 4217 currency code.")
-    return code
+    """I6: an accepted ISO 4217 code, upper-cased (``usd`` -> ``USD``); see ``billing_backoffice.money``."""
+    return money.currency_validate(value)
 
 
-def positive_amount(value) -> Decimal:
-    """I6: a Decimal with at most two places, more than zero and small enough for the columns."""
-    amount = money(value)
-    if amount <= 0:
-        raise InvalidAmount(f"The amount must be more than zero ({amount}).")
-    if amount >= Decimal("1e12"):
-        raise InvalidAmount("The amount is too large.")
-    return amount
+def positive_amount(value, currency: str | None = None) -> Decimal:
+    """I6: a Decimal > 0, at most ``money.MAX_AMOUNT``, with no more decimals than ``currency`` has."""
+    return money.amount_validate(value, currency)
 
 
 def billing_period(value) -> str:
@@ -87,6 +78,20 @@ def billing_period(value) -> str:
     if not isinstance(value, str) or not _PERIOD.fullmatch(value):
         raise InvalidPeriod(f"{value!r} is not a billing month (YYYY-MM).")
     return value
+
+
+def usage_period(value, *, now: datetime) -> str:
+    """PAY-2: a billing month within the usage window around ``now`` (see USAGE_PERIOD_MONTHS_*)."""
+    period = billing_period(value)
+    year, month = (int(part) for part in period.split("-"))
+    offset = (year * 12 + month - 1) - (now.year * 12 + now.month - 1)
+    if not -USAGE_PERIOD_MONTHS_BACK <= offset <= USAGE_PERIOD_MONTHS_AHEAD:
+        raise InvalidPeriod(
+            f"Usage can be reported for the last {USAGE_PERIOD_MONTHS_BACK} months up to next month, "
+            f"not for {period}.",
+            code="period_out_of_window",
+        )
+    return period
 
 
 def console_reference(value) -> str:

@@ -29,10 +29,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Sum
 
+from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
-from billing_backoffice.item_failures import JobItems
+from billing_backoffice.free_text import free_text_check
+from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
 from payments.errors import AccountNotFound
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.gateways.base import ChargeResult
@@ -44,11 +46,11 @@ from payments.services.billing import (
     account_unpaid_total,
     bill_create,
     bill_tax,
-    billing_period,
     console_reference,
     currency_code,
     period_bounds,
     positive_amount,
+    usage_period,
 )
 from payments.services.ledger import ledger_post
 from payments.services.linking import hold_amount_for, hold_record
@@ -175,8 +177,17 @@ def usage_record(*, account_id: int, amount, currency: str, period: str, referen
     A replay with the same figures returns the first record; with other figures it is refused
     (409). The first usage of an account whose default is PayPal places the PayPal
     pre-authorization (HOLD-4) from a task, after the commit.
+
+    I6: the amount has no more decimals than its currency (JPY: none), is at most
+    ``money.MAX_AMOUNT``, and the account's unbilled usage in that currency stays at most
+    ``money.COLUMN_MAX``: that sum becomes one threshold or monthly bill, whose columns hold no
+    more (a poison record would otherwise stop every run of the threshold job). The account row
+    is locked so that two reports at once cannot both pass the check. The period is within the
+    usage window around ``now`` (``usage_period``); SEC-1: the reference is no card number.
     """
-    amount, currency, period = positive_amount(amount), currency_code(currency), billing_period(period)
+    currency = currency_code(currency)
+    amount, period = positive_amount(amount, currency), usage_period(period, now=now)
+    free_text_check(reference=reference)
     reference = console_reference(reference)
     figures = dict(account_id=account_id, amount=amount, currency=currency, period=period)
     existing = UsageRecord.objects.filter(reference=reference).first()
@@ -186,6 +197,7 @@ def usage_record(*, account_id: int, amount, currency: str, period: str, referen
         raise AccountNotFound()
     try:
         with transaction.atomic():
+            _unbilled_usage_guard(account_id=account_id, currency=currency, amount=amount)
             record = UsageRecord.objects.create(reference=reference, reported_at=now, **figures)
             if _paypal_preauth_due(account_id):
                 _preauth_enqueue(account_id)
@@ -193,6 +205,15 @@ def usage_record(*, account_id: int, amount, currency: str, period: str, referen
         # The same usage reported twice at the same moment: the first insert won.
         return _usage_replay(UsageRecord.objects.get(reference=reference), **figures)
     return UsageResult(record, created=True)
+
+
+def _unbilled_usage_guard(*, account_id: int, currency: str, amount: Decimal) -> None:
+    """I6 / PAY-2: with the account locked, the unbilled usage plus ``amount`` fits one bill."""
+    Account.objects.select_for_update(no_key=True).filter(pk=account_id).first()
+    unbilled = UsageRecord.objects.filter(
+        account_id=account_id, currency=currency, status=UsageRecord.Status.UNBILLED
+    ).aggregate(total=Sum("amount"))["total"] or Decimal("0.00")
+    money.accumulation_check(current=unbilled, adding=amount, what=f"The unbilled usage in {currency}")
 
 
 def _preauth_key(account_id: int) -> str:
@@ -310,7 +331,9 @@ def order_place(*, account_id: int, kind: str, amount, currency: str, reference:
     """
     if kind not in Bill.OrderKind.values:
         raise InvalidOrderKind(f"{kind!r} is not an order kind (purchase, upgrade, renewal).")
-    amount, currency = positive_amount(amount), currency_code(currency)
+    currency = currency_code(currency)
+    amount = positive_amount(amount, currency)  # I6: JPY 0.01 is no order
+    free_text_check(reference=reference)
     reference = console_reference(reference)
     figures = dict(account_id=account_id, kind=kind, amount=amount, currency=currency)
     bill_reference = f"order:{reference}"

@@ -16,15 +16,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from billing_backoffice.errors import BillingError, Conflict
+from billing_backoffice.money import InvalidAmount  # noqa: F401 - one I6 error for the project
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
 
 CENT = Decimal("0.01")
-
-
-class InvalidAmount(BillingError):
-    code = "invalid_amount"
-    rule = "I6"
 
 
 class ReferenceReused(Conflict):

@@ -22,6 +22,7 @@ from django_countries import countries
 from stdnum import luhn
 
 from billing_backoffice.errors import BillingError
+from billing_backoffice.free_text import free_text_check
 from payments import eligibility
 from payments.eligibility import Network
 from payments.errors import (
@@ -224,7 +225,12 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
 
     Returns the method (``active``, or ``pending`` with the 3DS challenge to complete). Raises a
     ``LinkRefused`` naming the rule for every refusal, after recording the attempt (LINK-7).
+    SEC-1: a card number typed into a free-text field is refused first, before any attempt row.
     """
+    free_text_check(
+        cardholder_name=card.cardholder_name, company_name=card.company_name, billing_street=card.billing_line1,
+        billing_city=card.billing_city, billing_postal_code=card.billing_postal_code,
+    )
     account = _get_account(account_id)
     kind = PaymentMethod.Kind.CARD
     last4 = "".join(ch for ch in card.number if ch.isdigit())[-4:]
@@ -530,7 +536,9 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
 
 def paypal_agreement_complete(*, method_id: int, approved: bool, has_funding_source: bool, now: datetime) -> PaymentMethod:
     """LINK-6: only an approved agreement with a funding source links (then HOLD-1 applies)."""
+    SEC-1: an e-mail or payer id holding a card number is refused before anything is recorded.
     with transaction.atomic():
+    free_text_check(paypal_email=email, payer_id=payer_id)
         try:
             method = PaymentMethod.objects.select_for_update().get(pk=method_id, kind=PaymentMethod.Kind.PAYPAL)
         except PaymentMethod.DoesNotExist:
@@ -564,7 +572,9 @@ def paypal_agreement_complete(*, method_id: int, approved: bool, has_funding_sou
 
 
 def wallet_link(*, account_id: int, wallet: str, now: datetime) -> None:
-    """ELIG-6: Alipay and WeChat Pay are not payment methods; every attempt is refused."""
+    """ELIG-6: Alipay and WeChat Pay are not payment methods; every attempt is refused.
+    SEC-1: a wallet name holding a card number is refused (400) before the attempt is recorded."""
+    free_text_check(wallet_name=wallet)
     account = _get_account(account_id)
     name = eligibility.REFUSED_WALLETS.get(wallet, wallet)
     error = LinkRefused(

@@ -20,13 +20,15 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-import pycountry
 from django.db import IntegrityError, transaction
 
+from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.free_text import free_text_check
+from billing_backoffice.money import InvalidAmount, InvalidCurrency  # noqa: F401 - re-exported
 from payments.errors import AccountNotFound
 from payments.models import Account
-from payments.services.ledger import InvalidAmount, account_balance, money
+from payments.services.ledger import account_balance
 from remittances.models import CreditLimitRequest
 
 logger = logging.getLogger("remittances.credit")
@@ -39,17 +41,10 @@ RECORD_PERMISSION = "remittances.add_creditlimitrequest"
 OPEN_REQUEST_CONSTRAINT = "credit_one_open_request_per_account"
 ELIGIBLE_KINDS = (Account.Kind.ENTERPRISE, Account.Kind.INDIVIDUAL)
 # CreditLimitRequest.requested_limit is max_digits=14, decimal_places=2.
-MAX_LIMIT = Decimal("999999999999.99")
-# ISO 4217 codes that are not money a customer can owe: testing, "no currency", metals, SDR units.
-NOT_MONEY = {"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA"}
+MAX_LIMIT = money.COLUMN_MAX
 
 
 # --- errors ---------------------------------------------------------------------------------------
-
-
-class InvalidCurrency(BillingError):
-    code = "invalid_currency"
-    rule = "I6"
 
 
 class CreditRequestNotFound(NotFound):
@@ -104,21 +99,13 @@ class CreditLimitBelowOwed(BillingError):
 
 
 def currency_code(value) -> str:
-    """I6: an ISO 4217 alpha-3 code of real money, upper-cased (``eur`` -> ``EUR``)."""
-    code = value.strip().upper() if isinstance(value, str) else ""
-    if len(code) != 3 or not code.isalpha() or code in NOT_MONEY or pycountry.currencies.get(alpha_3=code) is None:
-        raise InvalidCurrency(f"{value!r} is not an ISO 4217 currency code.")
-    return code
+    """I6: an accepted ISO 4217 code, upper-cased (``eur`` -> ``EUR``); see ``billing_backoffice.money``."""
+    return money.currency_validate(value)
 
 
-def credit_limit_amount(value) -> Decimal:
-    """I6: a Decimal with at most 2 places, >= 0 and small enough for the column."""
-    amount = money(value)
-    if amount < 0:
-        raise InvalidAmount(f"A credit limit cannot be negative ({amount}).")
-    if amount > MAX_LIMIT:
-        raise InvalidAmount(f"A credit limit cannot exceed {MAX_LIMIT}.")
-    return amount
+def credit_limit_amount(value, currency: str | None = None) -> Decimal:
+    """I6: a Decimal >= 0 that fits the column, with no more decimals than ``currency`` has."""
+    return money.amount_validate(value, currency, allow_zero=True, maximum=MAX_LIMIT)
 
 
 # --- submit -----------------------------------------------------------------------------------
@@ -141,8 +128,9 @@ def credit_request_submit(
     recorded by ``recorded_by`` (who then never decides it, CRED-2). Only active enterprise or
     individual accounts apply, and an account has at most one open application.
     """
-    amount = credit_limit_amount(requested_limit)
     currency = currency_code(currency)
+    amount = credit_limit_amount(requested_limit, currency)
+    free_text_check(justification=justification)  # SEC-1, before anything is stored or logged
     justification = (justification or "").strip()
     if not justification:
         raise CreditRequestRefused("A credit application needs a justification.", code="justification_required")
@@ -211,6 +199,7 @@ def credit_request_approve(*, request_id: int, actor, note: str = "", now: datet
     approval. Refused for the recorder (CRED-2) and below what the account owes (CRED-3).
     Replaying the same approval by the same actor returns it unchanged.
     """
+    free_text_check(note=note)  # SEC-1
     request = _locked_for_decision(request_id=request_id, actor=actor, decision=Status.APPROVED)
     if request.status == Status.APPROVED:
         return request  # the same decision replayed: nothing changes
@@ -239,6 +228,7 @@ def credit_request_approve(*, request_id: int, actor, note: str = "", now: datet
 @transaction.atomic
 def credit_request_reject(*, request_id: int, actor, note: str, now: datetime) -> CreditLimitRequest:
     """CRED-1/2: reject with a reason (required); the account's credit is left as it was."""
+    free_text_check(note=note)  # SEC-1
     if not (note or "").strip():
         raise CreditRequestRefused("A rejection needs a note saying why.", code="note_required")
     request = _locked_for_decision(request_id=request_id, actor=actor, decision=Status.REJECTED)
