@@ -10,29 +10,29 @@ open bill and the failed charge, its reason and rule (and, for 3DS, the challeng
 
 from __future__ import annotations
 
-import re
-
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from billing_backoffice.api_fields import AmountField, CurrencyField, FreeTextField, pattern_validator
 from billing_backoffice.api_schema import error_responses
-from billing_backoffice.errors import BillingError
 from payments.api.schema import EnumField
 from payments.api.views import ConsoleAPIView
 from payments.models import Bill, Charge, ThreeDSChallenge, UsageRecord
 from payments.services import billing as billing_services
 from payments.services import charging
 
-_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 
 ERROR_TEXT = {
     400: "Malformed input (an amount that is not a decimal string with at most 2 places, an unknown "
     "currency, a period that is not YYYY-MM...); `fields` names the fields at fault.",
     404: "Unknown account.",
     409: "The reference was already used with other figures (I2).",
-    422: "A rule refused the order (PAY-5 KYC, HOLD-3 no usable method, CRED-3 credit limit); nothing was created.",
+    422: "A rule refused the order (PAY-5 KYC, HOLD-3 no usable method, CRED-3 credit limit), or the figures "
+    "(I6: more decimals than the currency has, e.g. JPY 0.01, or unbilled usage past what one bill holds; "
+    "PAY-2: a usage period outside its window); nothing was created.",
 }
 
 
@@ -40,47 +40,29 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return error_responses({code: ERROR_TEXT[code] for code in codes})
 
 
-def _shape(check, value):
-    """Run a service input helper; its refusal is a malformed field here (400), not a rule (422)."""
-    try:
-        return check(value)
-    except BillingError as error:
-        raise serializers.ValidationError(error.detail) from None
-
-
 class MoneyInputSerializer(serializers.Serializer):
-    amount = serializers.CharField(
-        max_length=20, trim_whitespace=False,
-        help_text='Decimal as a string, more than zero, at most 2 decimal places, e.g. "12.50".',
-    )
-    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 alpha-3, e.g. USD.")
-    reference = serializers.RegexField(
-        r"^[A-Za-z0-9][A-Za-z0-9:._/-]*$", max_length=100,
+    """I6 shape at the edge (400): the amount a decimal string within ``money.MAX_AMOUNT``, the
+    currency one of ``money.CURRENCIES``. The pair's rule (JPY has no cents) and the account's
+    unbilled-usage bound are the service's (422 naming I6)."""
+
+    amount = AmountField(help_text='Decimal as a string, more than zero, at most 2 decimal places, e.g. "12.50".')
+    currency = CurrencyField()
+    reference = FreeTextField(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9:._/-]*$", max_length=100,
+        pattern_message="A letter or digit, then letters, digits and : . _ / - only.",
         help_text="The console's unique reference for this event; sending it again is idempotent.",
     )
 
-    def to_internal_value(self, data):
-        # CharField would turn 12.5 or 1e3 into "12.5"/"1000.0": the type is checked first (I6).
-        if isinstance(data, dict) and "amount" in data and not isinstance(data["amount"], str):
-            raise serializers.ValidationError(
-                {"amount": ['Send the amount as a string such as "12.50", never as a JSON number.']}
-            )
-        return super().to_internal_value(data)
-
-    def validate_amount(self, value: str):
-        if not _DECIMAL.fullmatch(value):
-            raise serializers.ValidationError("A decimal such as 12.50: digits, at most 2 decimal places.")
-        return _shape(billing_services.positive_amount, value)
-
-    def validate_currency(self, value: str) -> str:
-        return _shape(billing_services.currency_code, value)
-
 
 class UsageCreateSerializer(MoneyInputSerializer):
-    period = serializers.CharField(max_length=7, help_text="Billing month, YYYY-MM.")
-
-    def validate_period(self, value: str) -> str:
-        return _shape(billing_services.billing_period, value)
+    period = serializers.CharField(
+        max_length=7, trim_whitespace=False,
+        validators=[pattern_validator(PERIOD_PATTERN, "A billing month, YYYY-MM.")],
+        help_text=(
+            f"Billing month, YYYY-MM: from {billing_services.USAGE_PERIOD_MONTHS_BACK} months back to next "
+            "month (another month answers 422 PAY-2)."
+        ),
+    )
 
 
 class OrderCreateSerializer(MoneyInputSerializer):

@@ -8,48 +8,19 @@ payments console API: a staff session cookie never reaches this view.
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
-
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from billing_backoffice.api_fields import AmountField, CurrencyField, FreeTextField
 from billing_backoffice.api_parsers import BoundedJSONParser
 from billing_backoffice.api_schema import error_responses
 from billing_backoffice.api_views import ConsoleAPIView
 
 from remittances.models import RemittanceClaim
 from remittances.services.claims import ProofRejected, claim_submit_once, validate_proof
-
-_AMOUNT = re.compile(r"[0-9]{1,14}(\.[0-9]{1,2})?")
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "pattern": r"^[0-9]{1,14}(\.[0-9]{1,2})?$"})
-class DecimalStringField(serializers.Field):
-    """An amount as a decimal string (``"120.50"``): never a JSON number, at most 2 places (I6)."""
-
-    default_error_messages = {
-        "invalid": "Send the amount as a decimal string with at most two decimal places, e.g. \"120.50\".",
-        "not_positive": "The amount must be greater than zero.",
-    }
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or not _AMOUNT.fullmatch(data.strip()):
-            self.fail("invalid")
-        try:
-            value = Decimal(data.strip())
-        except InvalidOperation:  # pragma: no cover - the pattern already ruled it out
-            self.fail("invalid")
-        if value <= 0:
-            self.fail("not_positive")
-        return value
-
-    def to_representation(self, value):
-        return f"{value:.2f}"
-
 
 class ProofField(serializers.FileField):
     """The optional proof: PDF, PNG or JPEG, size and first bytes checked before it is kept."""
@@ -64,18 +35,34 @@ class ProofField(serializers.FileField):
 
 
 class ClaimCreateSerializer(serializers.Serializer):
-    amount = DecimalStringField(help_text='Decimal string, e.g. "1200.00".')
-    currency = serializers.RegexField(r"^[A-Za-z]{3}$", help_text="ISO 4217, e.g. USD.")
-    value_date = serializers.DateField(required=False, allow_null=True)
-    payer_name = serializers.CharField(max_length=140, required=False, allow_blank=True, default="")
-    bank_reference = serializers.CharField(
+    """The multipart claim (with an optional proof file). Shape only (400): amount and currency
+    (I6), free text without card numbers (SEC-1). The service answers 422 for a value date outside
+    its window (CLM-1: from 2000 to a few days ahead) and for cents in a currency without them."""
+
+    amount = AmountField(help_text='Decimal string, e.g. "1200.00".')
+    currency = CurrencyField()
+    value_date = serializers.DateField(
+        required=False, allow_null=True,
+        help_text="YYYY-MM-DD; from 2000-01-01 to 5 days after today (another date answers 422 CLM-1).",
+    )
+    payer_name = FreeTextField(max_length=140, required=False, allow_blank=True, default="")
+    bank_reference = FreeTextField(
         max_length=200, required=False, allow_blank=True, default="",
         help_text="The transfer's reference (end-to-end id) as sent; matched exactly.",
     )
     proof = ProofField(required=False, allow_null=True, help_text="Multipart only: PDF, PNG or JPEG, at most 10 MB.")
 
-    def validate_currency(self, value: str) -> str:
-        return value.upper()
+
+class ClaimCreateJSONSerializer(ClaimCreateSerializer):
+    """The JSON claim: no proof (a file only comes in multipart), so the schema offers none."""
+
+    proof = None
+
+
+def claim_form(request) -> ClaimCreateSerializer:
+    """The serializer for the request's media type (a ``proof`` in JSON is no file: ignored)."""
+    multipart = (request.content_type or "").startswith("multipart/")
+    return (ClaimCreateSerializer if multipart else ClaimCreateJSONSerializer)(data=request.data)
 
 
 class ClaimCreatedSerializer(serializers.Serializer):
@@ -101,7 +88,7 @@ class ClaimCreateView(ConsoleAPIView):
             "Idempotent: the same claim sent again (same amount, currency, value date, bank "
             "reference and payer) answers 200 with the claim filed first, whatever its status."
         ),
-        request={"application/json": ClaimCreateSerializer, "multipart/form-data": ClaimCreateSerializer},
+        request={"application/json": ClaimCreateJSONSerializer, "multipart/form-data": ClaimCreateSerializer},
         responses={
             201: ClaimCreatedSerializer,
             200: ClaimCreatedSerializer,
@@ -114,7 +101,7 @@ class ClaimCreateView(ConsoleAPIView):
         },
     )
     def post(self, request, account_id: int):
-        form = ClaimCreateSerializer(data=request.data)
+        form = claim_form(request)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         claim, created = claim_submit_once(

@@ -10,61 +10,35 @@ JSON number (a float once parsed) is refused with 400 rather than rounded.
 
 from __future__ import annotations
 
-import re
-
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from billing_backoffice.api_fields import CurrencyField, FreeTextField, LimitField
 from billing_backoffice.api_schema import error_responses
 from billing_backoffice.api_views import ConsoleAPIView
-from billing_backoffice.errors import BillingError
 from remittances.models import CreditLimitRequest
 from remittances.services import credit as services
-
-_DECIMAL = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
 ERROR_TEXT = {
     400: "Malformed input (a limit that is not a decimal string with at most 2 places, an unknown currency...).",
     404: "Unknown account.",
     409: "The account already has an open credit application (CRED-1).",
-    422: "A rule refused it (CRED-1: account not active, nothing to revoke); `rule` names the rule.",
+    422: "A rule refused it (CRED-1: account not active, nothing to revoke; I6: more decimals than the "
+    "currency has, e.g. JPY 0.50); `rule` names the rule.",
 }
 
 
 class CreditApplicationCreateSerializer(serializers.Serializer):
-    requested_limit = serializers.CharField(
-        max_length=20,
-        trim_whitespace=False,
+    """I6 shape (400): a decimal string within the column, an accepted currency; SEC-1: the
+    justification never holds a card number. JPY with cents is the service's I6 rule (422)."""
+
+    requested_limit = LimitField(
         help_text="Decimal as a string, at most 2 decimal places, >= 0 (\"0\" asks to revoke credit).",
     )
-    currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 alpha-3, e.g. USD.")
-    justification = serializers.CharField(max_length=2000, help_text="Why the customer needs credit.")
-
-    def to_internal_value(self, data):
-        # CharField would turn 12.5 or 1e3 into "12.5"/"1000.0": the type is checked first.
-        if isinstance(data, dict) and "requested_limit" in data and not isinstance(data["requested_limit"], str):
-            raise serializers.ValidationError(
-                {"requested_limit": ["Send the limit as a string such as \"5000.00\", never as a JSON number."]}
-            )
-        return super().to_internal_value(data)
-
-    def validate_requested_limit(self, value: str):
-        if not _DECIMAL.fullmatch(value):
-            raise serializers.ValidationError("A decimal such as 5000.00: digits, at most 2 decimal places, not negative.")
-        return _shape(services.credit_limit_amount, value)
-
-    def validate_currency(self, value: str) -> str:
-        return _shape(services.currency_code, value)
-
-
-def _shape(check, value):
-    """Run a service input helper; its refusal is a malformed field here (400), not a rule (422)."""
-    try:
-        return check(value)
-    except BillingError as error:
-        raise serializers.ValidationError(error.detail) from None
+    currency = CurrencyField()
+    justification = FreeTextField(max_length=2000, help_text="Why the customer needs credit.")
 
 
 class CreditApplicationSerializer(serializers.Serializer):
