@@ -141,7 +141,8 @@ class Story(CreditSide):
         """A new bill of an account that holds money is paid by the next settlement sweep
         (every 15 minutes, SET-2); without money there is nothing to sweep."""
         if self.has_money:
-            self.timeline.add(self.clock.before_now(when + timedelta(minutes=self.rng.randint(5, 14))), self.settle)
+            self.timeline.add(self.clock.before_now(when + timedelta(minutes=self.rng.randint(5, 14)), after=when),
+                              self.settle)
 
     def watch_overdue(self, bill: Bill) -> None:
         """CRED-3: the day after its due date an unpaid bill is overdue (``bills_mark_overdue``

@@ -57,10 +57,12 @@ class Clock:
         self.past = periods[:-1]  # oldest first
         self.history_start = self.past[0].start - LEAD_TIME
         self.today = self.now.replace(hour=0, minute=0, second=0, microsecond=0)
-        # "Today" for the dashboard's figures (credited today, failed in the last 24 hours); at
-        # least half an hour, so today's steps (an import, then claims reviewed and approved, the
-        # settlement after them) fit before ``now`` even when the seed runs just after midnight.
-        self.recent_start = min(self.today, self.now - RECENT_WINDOW)
+        # "Today" for the dashboard's figures (credited today, failed in the last 24 hours): today's
+        # steps (an import, then claims reviewed and approved, the settlement after them) happen
+        # between midnight and ``now``, however little of today has passed, so a seed just after
+        # midnight UTC still shows them as today's. The timeline keeps their order when they share
+        # a second. Only at midnight exactly is there no today to use: then the half hour before.
+        self.recent_start = self.today if self.now > self.today else self.now - RECENT_WINDOW
 
     def month_end_run(self, period: Period) -> datetime:
         """When the month-end job billed ``period``: 01:00 on the 1st of the next month, or
@@ -68,9 +70,14 @@ class Clock:
         start = period.next.start
         return min(start + MONTH_END_RUN, start + (self.now - start) / 2)
 
-    def before_now(self, when: datetime, *, margin: timedelta = timedelta(minutes=1)) -> datetime:
-        """``when``, or just before ``now`` if it would be later."""
-        return min(when, self.now - margin)
+    def before_now(self, when: datetime, *, after: datetime, margin: timedelta = timedelta(minutes=1)) -> datetime:
+        """``when``, or just before ``now`` if it would be later, but never before ``after`` (the event
+        that asks for it: the timeline plays forwards only). When ``after`` is itself within ``margin``
+        of ``now`` (the month-end run of a seed started seconds after midnight), halfway between them."""
+        latest = self.now - margin
+        if latest <= after:
+            latest = after + (self.now - after) / 2
+        return min(when, latest)
 
     def minutes_ago(self, minutes: int) -> datetime:
         """``minutes`` before ``now``, but not before today (``recent_start``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from io import StringIO
 
@@ -546,7 +546,7 @@ def test_seed_demo_fills_the_dashboard_and_every_billing_screen(client):
 
 
 @pytest.mark.parametrize("moment", ["2026-12-01T00:05:00", "2027-01-01T00:40:00", "2026-03-31T23:50:00",
-                                    "2026-03-01T12:00:00"])
+                                    "2026-03-01T12:00:00", "2027-01-01T00:00:30", "2026-12-01T00:00:00.400000"])
 def test_seed_demo_history_fits_before_now_whatever_the_day_and_hour(moment):
     """The history is months and days before ``now``: a seed just after midnight on the 1st, at
     new year or at the end of a month still tells its stories, all in the past, invariants kept."""
@@ -558,3 +558,22 @@ def test_seed_demo_history_fits_before_now_whatever_the_day_and_hour(moment):
     for model, field in ((UsageRecord, "reported_at"), (Bill, "issued_at"), (Charge, "created_at"),
                          (LedgerEntry, "created_at"), (RemittanceClaim, "submitted_at")):
         assert not model.objects.filter(**{f"{field}__gte": now}).exists(), model
+
+
+def test_seed_demo_seconds_after_midnight_utc_plays_todays_steps_today():
+    """A seed that starts seconds after midnight UTC (the command's clock is the moment it starts,
+    so a run across midnight is this): the month just ended was billed seconds ago and the
+    settlement of those bills comes after them, never before (the timeline refused it: "cannot
+    schedule an event at ... before the current one"); today's import, credits and 3-D Secure
+    order are today's, as the dashboard counts them, and that order's bill is not overdue yet."""
+    now = datetime(2027, 1, 1, 0, 0, 30, tzinfo=dt_timezone.utc)
+    result = demo.seed_demo(now=now, password="pw")
+    assert result.billing_histories == len([i for i in range(demo.ACCOUNT_COUNT) if billing_profile(i) != Profile.NONE])
+    assert_all_invariants()
+    new_year = datetime(2027, 1, 1, tzinfo=dt_timezone.utc)
+    assert Bill.objects.filter(period_start=date(2026, 12, 1), issued_at__gte=new_year).exists()
+    board = billing_dashboard(user=demo_user("admin"), now=now)
+    assert board.credited_today and board.failed_charges
+    three_ds = Charge.objects.filter(failure_reason="three_ds_not_completed")
+    assert three_ds.exists() and not three_ds.exclude(bill__status="open").exists()
+    assert not Charge.objects.filter(created_at__gte=now).exists()
