@@ -33,6 +33,7 @@ from django.db.models import Count, Exists, F, OuterRef, Sum
 
 from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
 from payments.errors import AccountNotFound
@@ -634,6 +635,9 @@ def usage_threshold_charge(*, account_id: int, currency: str, now: datetime) -> 
 THRESHOLD_JOB = "payments.charge_usage_thresholds"
 
 
+THRESHOLD_JOB = "payments.charge_usage_thresholds"
+
+
 def threshold_charges_run(*, now: datetime) -> int:
     """PAY-2: the scheduled scan. One query finds the accounts due, then one service call each.
     Returns how many threshold charges were created.
@@ -661,21 +665,31 @@ def threshold_charges_run(*, now: datetime) -> int:
 # --- month-end deduction (PAY-3) ---------------------------------------------------------------
 
 
-def _deduction_sql() -> str:
-    bill, account, method, charge = (
-        Bill._meta.db_table, Account._meta.db_table, PaymentMethod._meta.db_table, Charge._meta.db_table,
-    )
-    # A batch of the month's unpaid monthly bills of accounts that are not credit-approved, one
-    # first-attempt charge each (its key makes a rerun insert nothing). A default that is not
-    # active gives a charge that fails at once (HOLD-3), so the admin shows why nothing was taken.
+DEDUCTION_JOB = "payments.month_end_deduction"
+
+
+def _deduction_batch_sql(skipped_sql: str) -> str:
+    # The month's unpaid monthly bills of accounts that are not credit-approved, in id order, but
+    # bills whose deduction failed and waits for its retry (billing_backoffice/item_failures.py);
+    # ``only`` narrows it to one bill (a failed batch is redone bill by bill).
+    bill, account = Bill._meta.db_table, Account._meta.db_table
     return f"""
-        WITH batch AS (
-            SELECT b.id, b.account_id, b.total - b.amount_paid AS amount, b.currency
-            FROM {bill} AS b JOIN {account} AS a ON a.id = b.account_id AND NOT a.credit_approved
-            WHERE b.kind = %(monthly)s AND b.period_start = %(start)s AND b.status = ANY(%(unpaid)s)
-              AND b.id > %(after)s
-            ORDER BY b.id LIMIT %(size)s
-        ), inserted AS (
+        SELECT b.id, b.account_id, b.total - b.amount_paid AS amount, b.currency
+        FROM {bill} AS b JOIN {account} AS a ON a.id = b.account_id AND NOT a.credit_approved
+        WHERE b.kind = %(monthly)s AND b.period_start = %(start)s AND b.status = ANY(%(unpaid)s)
+          AND b.id > %(after)s AND (%(only)s::bigint IS NULL OR b.id = %(only)s::bigint)
+          AND b.id NOT IN ({skipped_sql})
+        ORDER BY b.id LIMIT %(size)s
+    """
+
+
+def _deduction_sql(skipped_sql: str) -> str:
+    method, charge = PaymentMethod._meta.db_table, Charge._meta.db_table
+    # A batch of bills, one first-attempt charge each (its key makes a rerun insert nothing). A
+    # default that is not active gives a charge that fails at once (HOLD-3), so the admin shows
+    # why nothing was taken.
+    return f"""
+        WITH batch AS ({_deduction_batch_sql(skipped_sql)}), inserted AS (
             INSERT INTO {charge} (
                 account_id, bill_id, payment_method_id, kind, amount, currency, idempotency_key,
                 gateway_reference, status, failure_reason, failure_rule, failure_detail, attempts,
@@ -696,7 +710,8 @@ def _deduction_sql() -> str:
         )
         SELECT (SELECT MAX(id) FROM batch),
                COALESCE((SELECT array_agg(id ORDER BY id) FROM inserted WHERE status = %(pending)s), '{{}}'),
-               (SELECT COUNT(*) FROM inserted)
+               (SELECT COUNT(*) FROM inserted),
+               COALESCE((SELECT array_agg(id) FROM batch), '{{}}')
     """
 
 
@@ -705,26 +720,57 @@ def month_end_deduction_run(*, period: str, now: datetime, batch_size: int = MON
     account that is not credit-approved (PAY-6), to its default method, executed by tasks.
 
     Set-based: one statement per batch of bills. A rerun (or beat firing twice) creates nothing.
-    Returns how many charges were created.
+    A batch whose statement fails (a poison bill) is redone bill by bill: the poison one is
+    recorded and retried by later runs, bounded (billing_backoffice/item_failures.py), the
+    others are charged. Returns how many charges were created.
     """
     start, _ = period_bounds(period)
+    items = JobItems(job=DEDUCTION_JOB, item_kind="payments.bill", now=now)
+    skipped_sql, skipped_params = skipped_ids_sql(job=DEDUCTION_JOB, item_kind="payments.bill", now=now)
     params = {
         "monthly": Bill.Kind.MONTHLY, "start": start, "unpaid": list(Bill.UNPAID_STATUSES), "size": batch_size,
         "kind": Charge.Kind.MONTH_END, "active": PaymentMethod.Status.ACTIVE, "pending": Status.PENDING,
-        "failed": Status.FAILED, "no_method": Reason.NO_USABLE_METHOD, "now": now,
+        "failed": Status.FAILED, "no_method": Reason.NO_USABLE_METHOD, "now": now, "only": None,
         "no_method_detail": "Only an active, verified method is charged; the account has no active default.",
+        **skipped_params,
     }
-    after, created = 0, 0
-    while True:
+    sql = _deduction_sql(skipped_sql)
+
+    def deduct(batch_params) -> tuple[int | None, int, list[int]]:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_deduction_sql(), {**params, "after": after})
-            last, pending_ids, inserted = cursor.fetchone()
+            cursor.execute(sql, batch_params)
+            last, pending_ids, inserted, bill_ids = cursor.fetchone()
             for charge_id in pending_ids:
                 charge_enqueue(charge_id)
+        return last, inserted, bill_ids
+
+    after, created = 0, 0
+    while True:
+        try:
+            last, inserted, bill_ids = deduct({**params, "after": after})
+        except NOT_ISOLATED:
+            raise
+        except Exception as error:  # noqa: BLE001  (a poison bill: found bill by bill below)
+            logger.warning("PAY-3: a deduction batch after bill %s failed (%s); bill by bill", after,
+                           type(error).__name__)
+            last, inserted = _deduct_bill_by_bill(items, deduct, params, after=after, sql=skipped_sql)
+        else:
+            items.resolve(bill_ids)
         created += inserted
         if last is None:
             return created
         after = last
+
+
+def _deduct_bill_by_bill(items: JobItems, deduct, params: dict, *, after: int, sql: str) -> tuple[int | None, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM ({_deduction_batch_sql(sql)}) AS batch", {**params, "after": after})
+        bill_ids = [row[0] for row in cursor.fetchall()]
+    inserted = 0
+    for bill_id in bill_ids:
+        outcome = items.run(bill_id, lambda: deduct({**params, "after": 0, "only": bill_id}))
+        inserted += outcome.value[1] if outcome.ok else 0
+    return (max(bill_ids) if bill_ids else None), inserted
 
 
 # --- retries -----------------------------------------------------------------------------------

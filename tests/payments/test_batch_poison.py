@@ -149,3 +149,29 @@ def test_pay_3_month_end_chunk_bills_around_an_overflowing_account_and_retries_i
     job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up)
     assert len(run(given_up)) == 1
     assert failure_of(MONTHLY_BILLS_JOB, poison.pk).resolved_at == given_up
+
+
+def test_pay_3_month_end_deduction_charges_around_a_bill_the_database_refuses(now, enqueued):
+    from payments.services.billing import monthly_bills_generate
+    from payments.services.charging import DEDUCTION_JOB, month_end_deduction_run
+
+    month_end = now.replace(month=11, day=1, hour=1)
+    accounts = [card_account()[0] for _ in range(5)]
+    for account in accounts:
+        report_usage(account, "20.00", reference=f"d-{account.pk}", now=now, period="2026-10")
+    monthly_bills_generate(period="2026-10", now=month_end)
+    poison = Bill.objects.get(account=accounts[2])
+    poison_rows(Charge._meta.db_table, "bill_id", poison.pk)
+
+    def run(clock):
+        return enqueued.commit(month_end_deduction_run, period="2026-10", now=clock, batch_size=2)
+
+    assert run(month_end) == 4  # does not raise; the batch of the poison bill is redone bill by bill
+    assert set(Charge.objects.values_list("bill__account_id", flat=True)) == {
+        a.pk for a in accounts if a != accounts[2]
+    }
+    failure = failure_of(DEDUCTION_JOB, poison.pk)
+    assert (failure.item_kind, failure.object_id, failure.attempts) == ("payments.bill", poison.pk, 1)
+    assert "poison row" in failure.message
+    assert run(month_end + timedelta(minutes=1)) == 0 and failure_of(DEDUCTION_JOB, poison.pk).attempts == 1
+    until_given_up(run, poison.pk, DEDUCTION_JOB, month_end)
