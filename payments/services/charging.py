@@ -33,7 +33,6 @@ from django.db.models import Count, Exists, F, OuterRef, Sum
 
 from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
-from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
 from payments.errors import AccountNotFound
@@ -630,9 +629,6 @@ def usage_threshold_charge(*, account_id: int, currency: str, now: datetime) -> 
         )
         charge_enqueue(charge.pk)
     return charge
-
-
-THRESHOLD_JOB = "payments.charge_usage_thresholds"
 
 
 THRESHOLD_JOB = "payments.charge_usage_thresholds"
