@@ -12,3 +12,5 @@ app.autodiscover_tasks()
 import billing_backoffice.audit  # noqa: E402,F401
 # Poison messages end visibly failed: one ERROR line per failed or rejected task (task_failure).
 import billing_backoffice.celery_failures  # noqa: E402,F401
+# Logs: request/task context on every line, Django's LOGGING in workers and beat (log_context).
+import billing_backoffice.log_context  # noqa: E402,F401

@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every log line of the request carries its id, every answer echoes it (X-Request-ID).
+    "billing_backoffice.log_context.RequestIdMiddleware",
     # First, so it sees every answer: under /api/ every error is JSON in the console's shape.
     "billing_backoffice.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -283,21 +285,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=262
 # --- Demo -----------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="billing-demo-2026")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact_card_numbers": {"()": "billing_backoffice.logging.RedactCardNumbers"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact_card_numbers"]},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "pgserver": {"level": "WARNING"},
-        # WeasyPrint logs every rendering step at INFO.
-        "weasyprint": {"level": "WARNING"},
-        "fontTools": {"level": "WARNING"},
-        # django-axes logs every login at INFO; lockouts (WARNING) still show, and every login is
-        # kept in its AccessLog table.
-        "axes": {"level": "WARNING"},
-    },
-}
+# --- Logging (billing_backoffice/log_config.py) ----------------------------------------------
+# text: one readable line per record (local); json: one JSON object per line (production's default).
+# Card numbers are redacted on every handler (SEC-1).
+from billing_backoffice.log_config import logging_config  # noqa: E402
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

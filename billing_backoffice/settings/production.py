@@ -3,7 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import env
+from .base import LOG_LEVEL, env
+from billing_backoffice.log_config import logging_config
 
 _missing = [name for name in ("SECRET_KEY", "CARD_FINGERPRINT_KEY", "ALLOWED_HOSTS") if not env.str(name, default="")]
 if _missing:
@@ -30,3 +31,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # Staff access (SEC-3): the second factor on every admin page; `check --deploy` warns when off.
 ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=True)
+
+# One JSON object per log line for the log pipeline (LOG_FORMAT=text for a terminal).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
