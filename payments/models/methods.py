@@ -17,7 +17,8 @@ from payments.eligibility import Network
 from .accounts import Account
 
 
-@audit.track("pm")
+# The hold-authorization intent columns are bookkeeping of one gateway call, not a state change.
+@audit.track("pm", exclude=("hold_auth_key", "hold_auth_sent_at"))
 class PaymentMethod(models.Model):
     class Kind(models.TextChoices):
         CARD = "card", "Card"
@@ -90,6 +91,13 @@ class PaymentMethod(models.Model):
     agreement_state = models.CharField(max_length=16, choices=AgreementState.choices, blank=True)
     has_funding_source = models.BooleanField(null=True, blank=True)
 
+    # HOLD-2: the idempotency key of a verification-hold authorization sent to the gateway whose
+    # answer is not recorded yet (set before the call, cleared with the hold row or the decline).
+    # A crash in between leaves it set, so recovery finds the authorization by this saved key
+    # and has it voided, whatever became of the method meanwhile (unlinked, failed).
+    hold_auth_key = models.CharField(max_length=64, blank=True, editable=False)
+    hold_auth_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class Meta:
         ordering = ["-id"]
         permissions = [
@@ -102,6 +110,8 @@ class PaymentMethod(models.Model):
             models.Index(fields=["last4"]),
             models.Index(fields=["paypal_payer_id"], name="pm_paypal_payer"),
             models.Index(Upper("paypal_email"), condition=Q(kind="paypal"), name="pm_paypal_email_upper"),
+            # HOLD-2 recovery scan: only authorizations whose answer was never recorded (a few rows).
+            models.Index(fields=["hold_auth_sent_at"], condition=~Q(hold_auth_key=""), name="pm_hold_auth_unrecorded"),
         ]
         constraints = [
             # DEF-1: at most one default per account.

@@ -21,6 +21,7 @@ from payments.gateways import GatewayError, card_gateway
 from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services.accounts import account_close
 from payments.services.attempts import link_attempt_record
+from payments.services.hold_recovery import holds_recover_unrecorded
 from payments.services.linking import payment_method_fail, payment_method_verify_with_hold
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,17 @@ def verifications_fail_abandoned(*, now: datetime) -> int:
       crashed, or the gateway failed, between the customer's step and our write) gets its hold
       authorization replayed with the same key, so the processor returns the first one.
 
-    Returns the number of methods whose state this run changed (failed or activated).
+    - an authorization sent for a method that is no longer pending (unlinked or failed after
+      a crash left its answer unrecorded) gets its hold recorded for release (HOLD-2,
+      ``hold_recovery``).
+
+    Returns the number of methods whose state this run changed (failed or activated) plus the
+    holds it recovered.
     """
-    return _expire_challenges(now=now) + _fail_unapproved_agreements(now=now) + _recover_orphans(now=now)
+    return (
+        _expire_challenges(now=now) + _fail_unapproved_agreements(now=now) + _recover_orphans(now=now)
+        + holds_recover_unrecorded(now=now)
+    )
 
 
 def _expire_challenges(*, now: datetime) -> int:

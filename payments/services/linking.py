@@ -372,23 +372,30 @@ def payment_method_verify_with_hold(*, method_id: int, now: datetime) -> Payment
     """HOLD-1 / HOLD-3: place the verification hold, then activate (or fail) the method.
 
     The authorization key is derived from the method, so a retry after a crash gets the same
-    authorization back instead of a second hold. Raises ``LinkRefused`` on a decline.
+    authorization back instead of a second hold. Raises ``LinkRefused`` on a decline, and
+    ``VerificationNotPending`` (nothing sent) when the method is no longer pending (LINK-5: a
+    card unlinked or failed meanwhile never gets a hold).
+
+    HOLD-2: the key is saved on the method (``hold_auth_key``) before the gateway call and
+    cleared in the transaction that records its answer; a crash in between leaves it for
+    ``holds_recover_unrecorded``, which finds the authorization by that key even if the method
+    was unlinked since.
     """
     method = PaymentMethod.objects.select_related("account").get(pk=method_id)
     account = method.account
     amount, currency = hold_amount_for(account)
     key = f"hold-auth-{method.pk}"
+    sent = PaymentMethod.objects.filter(pk=method.pk, status=Status.PENDING).update(
+        hold_auth_key=key, hold_auth_sent_at=now
+    )
+    if not sent:
+        method.refresh_from_db()
+        raise VerificationNotPending(
+            f"This payment method is {method.get_status_display().lower()}; no verification hold is placed.",
+            rule="LINK-5",
+        )
     try:
-        if method.kind == PaymentMethod.Kind.CARD:
-            auth = card_gateway().authorize_hold(
-                token=method.gateway_token, amount=amount, currency=currency,
-                descriptor=VerificationHold.DESCRIPTOR, idempotency_key=key,
-            )
-        else:
-            auth = paypal_gateway().authorize_hold(
-                agreement_id=method.agreement_id, amount=amount, currency=currency,
-                descriptor=VerificationHold.DESCRIPTOR, idempotency_key=key,
-            )
+        auth = hold_authorize(method, amount=amount, currency=currency, idempotency_key=key)
     except GatewayError:
         # The method stays pending; the abandoned-verification job retries with the same key.
         link_attempt_record(
@@ -398,18 +405,53 @@ def payment_method_verify_with_hold(*, method_id: int, now: datetime) -> Payment
         raise GatewayUnavailable() from None
     if not auth.approved:
         reason, rule, detail = DECLINES.get(auth.decline_code, DECLINES["issuer_declined"])
-        payment_method_fail(method_id=method.pk, reason=reason, now=now)
+        with transaction.atomic():
+            payment_method_fail(method_id=method.pk, reason=reason, now=now)
+            hold_auth_answered(method_id=method.pk, idempotency_key=key)
         error = LinkRefused(detail, rule=rule, reason=reason)
         raise _refuse(account, method.kind, error, now, method=method)
-    hold_record(method=method, authorization_id=auth.authorization_id, amount=amount, currency=currency, now=now)
+    hold_record(
+        method=method, authorization_id=auth.authorization_id, amount=amount, currency=currency, now=now,
+        idempotency_key=key,
+    )
     method = payment_method_activate(method_id=method.pk, now=now)
     if method.status == Status.ACTIVE:
         link_attempt_record(account=account, kind=method.kind, outcome=Outcome.LINKED, method=method, now=now)
     return method
 
 
-def hold_record(*, method: PaymentMethod, authorization_id: str, amount: Decimal, currency: str, now: datetime) -> VerificationHold:
-    """HOLD-1/HOLD-2: one row per gateway authorization (unique), due for release later."""
+def hold_authorize(method: PaymentMethod, *, amount: Decimal, currency: str, idempotency_key: str):
+    """HOLD-1: the gateway authorization of the verification hold (card or PayPal agreement)."""
+    if method.kind == PaymentMethod.Kind.CARD:
+        return card_gateway().authorize_hold(
+            token=method.gateway_token, amount=amount, currency=currency,
+            descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
+        )
+    return paypal_gateway().authorize_hold(
+        agreement_id=method.agreement_id, amount=amount, currency=currency,
+        descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
+    )
+
+
+def hold_auth_answered(*, method_id: int, idempotency_key: str) -> None:
+    """HOLD-2: the answer to the authorization sent with this key is recorded; forget the key."""
+    PaymentMethod.objects.filter(pk=method_id, hold_auth_key=idempotency_key).update(
+        hold_auth_key="", hold_auth_sent_at=None
+    )
+
+
+@transaction.atomic
+def hold_record(
+    *, method: PaymentMethod, authorization_id: str, amount: Decimal, currency: str, now: datetime,
+    idempotency_key: str = "", placed_at: datetime | None = None,
+) -> VerificationHold:
+    """HOLD-1/HOLD-2: one row per gateway authorization (unique), due for release later.
+
+    ``idempotency_key``: the saved key of the authorization, cleared in the same transaction.
+    ``placed_at``: when the processor placed it, if earlier than ``now`` (a recovered one); the
+    24-hour deadline counts from then, so a hold recovered late is due for release at once.
+    """
+    placed_at = placed_at or now
     hold, _ = VerificationHold.objects.get_or_create(
         authorization_id=authorization_id,
         defaults={
@@ -417,11 +459,13 @@ def hold_record(*, method: PaymentMethod, authorization_id: str, amount: Decimal
             "account_id": method.account_id,
             "amount": amount,
             "currency": currency,
-            "placed_at": now,
-            "release_after": now + settings.HOLD_RELEASE_AFTER,
-            "release_deadline": now + settings.HOLD_RELEASE_DEADLINE,
+            "placed_at": placed_at,
+            "release_after": placed_at + settings.HOLD_RELEASE_AFTER,
+            "release_deadline": placed_at + settings.HOLD_RELEASE_DEADLINE,
         },
     )
+    if idempotency_key:
+        hold_auth_answered(method_id=method.pk, idempotency_key=idempotency_key)
     return hold
 
 
@@ -457,6 +501,15 @@ def three_ds_complete(*, challenge_id: int, outcome: str, now: datetime) -> Paym
                 else "This 3-D Secure challenge timed out; link the card again.",
                 rule="LINK-5",
             )
+        if challenge.payment_method.status != Status.PENDING:
+            # LINK-5: the card was unlinked (or failed) while its challenge waited. The method
+            # row is locked with the challenge, so an unlink either committed before (seen
+            # here) or waits; a hold is never placed on a removed card.
+            raise VerificationNotPending(
+                f"This card is {challenge.payment_method.get_status_display().lower()}; the 3-D Secure "
+                "result changes nothing and no verification hold is placed.",
+                rule="LINK-5",
+            )
         succeeded = outcome == "success"
         challenge.status = ThreeDSChallenge.Status.SUCCEEDED if succeeded else ThreeDSChallenge.Status.FAILED
         challenge.completed_at = now
@@ -483,7 +536,9 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
 
     Creates a pending method and a billing agreement the customer approves on PayPal; the method
     links only when ``paypal_agreement_complete`` reports an approved agreement with funding.
+    SEC-1: an e-mail or payer id holding a card number is refused before anything is recorded.
     """
+    free_text_check(paypal_email=email, payer_id=payer_id)
     account = _get_account(account_id)
     kind = PaymentMethod.Kind.PAYPAL
     # LINK-1: PayPal identifies an account by payer id and e-mail without regard to case, so
@@ -536,9 +591,7 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
 
 def paypal_agreement_complete(*, method_id: int, approved: bool, has_funding_source: bool, now: datetime) -> PaymentMethod:
     """LINK-6: only an approved agreement with a funding source links (then HOLD-1 applies)."""
-    SEC-1: an e-mail or payer id holding a card number is refused before anything is recorded.
     with transaction.atomic():
-    free_text_check(paypal_email=email, payer_id=payer_id)
         try:
             method = PaymentMethod.objects.select_for_update().get(pk=method_id, kind=PaymentMethod.Kind.PAYPAL)
         except PaymentMethod.DoesNotExist:
