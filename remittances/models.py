@@ -97,6 +97,10 @@ class RemittanceAccount(models.Model):
     number = models.CharField(max_length=34, unique=True, help_text="IBAN or account number, no spaces.")
     bank_name = models.CharField(max_length=140)
     bic = models.CharField("SWIFT/BIC", max_length=11)
+    bank_code = models.CharField(
+        max_length=15, blank=True,
+        help_text="National bank code (e.g. a German BLZ), where statements name the bank by it (REM-7).",
+    )
     bank_country = models.CharField(max_length=2)
     currency = models.CharField(max_length=3)
     beneficiary_name = models.CharField(max_length=140)

@@ -346,6 +346,9 @@ def _statement_part(statement: ParsedStatement, element: Element, *, where: str)
         statement.identity = (element.text or "").strip()
     elif name == "Acct":
         statement.account_number = _account_id(element)
+        bank = child(element, "Svcr", "FinInstnId")
+        statement.bank_bic = (text(bank, "BICFI") or text(bank, "BIC")).upper()
+        statement.bank_code = normalise_account_number(text(bank, "ClrSysMmbId", "MmbId"))
         if text(element, "Ccy"):
             statement.currency = parse_currency(text(element, "Ccy"), where=f"{where} account currency")
     elif name == "Bal":

@@ -170,6 +170,11 @@ class ParsedStatement:
     identity: str  # the bank's statement id ("" when it gave none)
     account_number: str  # normalised IBAN / account number of the receiving account
     account_candidates: tuple[str, ...] = ()  # other spellings of the account (MT940 "BLZ/number")
+    # REM-7: the bank that keeps the account, where the statement names it: the servicer's BIC
+    # (camt ``Acct/Svcr``) and/or a national bank code (camt clearing member id, MT940 ``:25:``
+    # "bank code/number"; some banks put their BIC there).
+    bank_bic: str = ""
+    bank_code: str = ""
     currency: str | None = None
     opening_balance: Decimal | None = None  # signed
     closing_balance: Decimal | None = None  # signed

@@ -307,7 +307,7 @@ def _check_same_registration(existing: RemittanceAccount, details: BankDetails) 
 
 @transaction.atomic
 def receiving_account_register(
-    *, number: str, bank_name: str, bic: str, currency: str, actor=None, now: datetime
+    *, number: str, bank_name: str, bic: str, currency: str, bank_code: str = "", actor=None, now: datetime
 ) -> Registration:
     """REM-2: register a shared (non-dedicated) receiving account; it belongs to no cloud account.
 
@@ -332,6 +332,7 @@ def receiving_account_register(
                 number=details.number,
                 bank_name=details.bank_name,
                 bic=details.bic,
+                bank_code=numbering.normalise(bank_code)[:15],  # REM-7: MT940 ":25:" may name the bank so
                 bank_country=details.bank_country,
                 currency=details.currency,
                 beneficiary_name=settings.REMITTANCE_BANK["beneficiary"],

@@ -72,6 +72,7 @@ from remittances.parsers import (
     check_size,
     parse_statement_file,
 )
+from remittances.services.receiving import UnknownReceivingAccount, receiving_accounts  # noqa: F401 (re-exported)
 
 Status = BankTransaction.Status
 Kind = BankTransaction.EntryKind
@@ -81,11 +82,6 @@ CHUNK = 5000  # lines per INSERT / UPDATE: bounded statement size, few round tri
 # whatever the number of keys, and a re-sent 100k-line statement looks every one of them up.
 LOOKUP_CHUNK = 20_000
 KEY_MAX = 200  # BankTransaction.bank_reference max_length
-
-
-class UnknownReceivingAccount(StatementError):
-    code = "statement_unknown_account"
-    rule = "REM-7"
 
 
 class UnreconciledStatement(StatementError):
@@ -137,22 +133,6 @@ class _Line(NamedTuple):
 
 
 # --- validation (no writes) -----------------------------------------------------------------------
-
-
-def _receiving_accounts(statements: list[ParsedStatement]) -> list[RemittanceAccount]:
-    """REM-7: the receiving account of each statement, in one query."""
-    numbers = {n for s in statements for n in (s.account_number, *s.account_candidates) if n}
-    known = {a.number: a for a in RemittanceAccount.objects.filter(number__in=numbers).select_related("account")}
-    accounts = []
-    for statement in statements:
-        match = next((known[n] for n in (statement.account_number, *statement.account_candidates) if n in known), None)
-        if match is None:
-            raise UnknownReceivingAccount(
-                f"Statement {statement.identity or '(no id)'} is for account {statement.account_number}, "
-                "which is not a receiving account of the back office; nothing was imported."
-            )
-        accounts.append(match)
-    return accounts
 
 
 def _reconcile(statement: ParsedStatement) -> None:
@@ -293,7 +273,7 @@ def statement_import(
     if known is not None:
         return known
     statements = parse_statement_file(data, fmt=fmt)
-    accounts = _receiving_accounts(statements)
+    accounts = receiving_accounts(statements)
     counts = _count_references(statements, accounts)
     plans = []
     for index, (statement, receiving) in enumerate(zip(statements, accounts), start=1):

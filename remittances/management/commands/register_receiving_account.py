@@ -25,12 +25,17 @@ class Command(BaseCommand):
         parser.add_argument("--bank-name", required=True)
         parser.add_argument("--bic", required=True, help="SWIFT/BIC code, 8 or 11 characters.")
         parser.add_argument("--currency", required=True, help="ISO 4217 code, e.g. USD.")
+        parser.add_argument(
+            "--bank-code", default="",
+            help="Optional national bank code (e.g. a German BLZ) that MT940 statements name the bank by (REM-7).",
+        )
 
     @command_audit  # its writes carry actor command:<name> (SEC-2)
-    def handle(self, *args, number, bank_name, bic, currency, **options):
+    def handle(self, *args, number, bank_name, bic, currency, bank_code="", **options):
         try:
             registration = receiving_account_register(
-                number=number, bank_name=bank_name, bic=bic, currency=currency, actor=None, now=timezone.now()
+                number=number, bank_name=bank_name, bic=bic, currency=currency, bank_code=bank_code, actor=None,
+                now=timezone.now(),
             )
         except BillingError as error:
             raise CommandError(f"Nothing registered: {error}") from None
