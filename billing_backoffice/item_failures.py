@@ -126,7 +126,7 @@ class JobItems:
 
     def run(
         self, key: Any, fn: Callable[[], Any], *, object_id: int | None = None, atomic: bool = True,
-        resolve: bool = True,
+        resolve: bool = True, isolate: tuple[type[BaseException], ...] = (Exception,),
     ) -> ItemOutcome:
         """Run one item; a failure is recorded and returned, never raised (but NOT_ISOLATED).
 
@@ -134,6 +134,8 @@ class JobItems:
         no row lock held) and commit their own writes: there is nothing of theirs to roll back.
         ``resolve=False`` leaves resolving to the caller (``resolve_objects``), for a job that
         knows from its own read which items had failed and must not spend a query per run.
+        ``isolate`` narrows what counts as the item's fault (the settlement isolates database
+        refusals only: its own conflicts and crashes must reach its caller, which retries).
         """
         key = str(key)
         try:
@@ -144,7 +146,7 @@ class JobItems:
                 value = fn()
         except NOT_ISOLATED:
             raise
-        except Exception as error:  # noqa: BLE001  (the point: any failure of one item)
+        except isolate as error:
             self.record(key, error, object_id=object_id if object_id is not None else _as_id(key))
             return ItemOutcome(ok=False, error=error)
         if resolve:
@@ -152,7 +154,8 @@ class JobItems:
         return ItemOutcome(ok=True, value=value)
 
     def run_chunk(
-        self, keys: Iterable[Any], fn: Callable[[list], Any], *, combine: Callable[[list], Any] = list
+        self, keys: Iterable[Any], fn: Callable[[list], Any], *, combine: Callable[[list], Any] = list,
+        isolate: tuple[type[BaseException], ...] = (Exception,),
     ) -> Any:
         """Set-based: ``fn(keys)`` for the whole chunk in one savepoint; if it fails, ``fn([key])``
         for each key alone (``run``), so only the poison item fails. Items this run skips are
@@ -166,12 +169,12 @@ class JobItems:
                 value = fn(keys)
         except NOT_ISOLATED:
             raise
-        except Exception as error:  # noqa: BLE001
+        except isolate as error:
             logger.warning(
                 "%s: a chunk of %s %s item(s) failed (%s); running them one by one",
                 self.job, len(keys), self.item_kind, type(error).__name__,
             )
-            outcomes = [self.run(key, lambda key=key: fn([key])) for key in keys]
+            outcomes = [self.run(key, lambda key=key: fn([key]), isolate=isolate) for key in keys]
             return combine([outcome.value for outcome in outcomes if outcome.ok])
         self.resolve(keys)
         return value
@@ -281,14 +284,17 @@ def skipped_ids_sql(*, job: str, item_kind: str, now: datetime) -> tuple[str, di
     return sql, {"skip_job": job, "skip_kind": item_kind, "skip_now": now}
 
 
-def resolved_ids_sql(*, job: str, item_kind: str, now: datetime) -> tuple[str, dict[str, Any]]:
-    """An UPDATE that resolves the open failures of ``%(resolve_ids)s`` (object ids that a
-    set-based statement just processed), for a job to run as a CTE of a statement it runs anyway."""
+def resolved_ids_sql(
+    *, job: str, item_kind: str, now: datetime, ids: str = "= ANY(%(resolve_ids)s::bigint[])"
+) -> tuple[str, dict[str, Any]]:
+    """An UPDATE that resolves the open failures of the object ids ``object_id {ids}`` (those a
+    set-based statement just processed, ``%(resolve_ids)s`` by default, or a subquery), for a
+    job to run as a CTE of a statement it runs anyway: no query of its own."""
     table = JobItemFailure._meta.db_table
     sql = f"""
         UPDATE {table} SET resolved_at = %(resolve_now)s, next_retry_at = NULL
         WHERE job = %(resolve_job)s AND item_kind = %(resolve_kind)s AND resolved_at IS NULL
-          AND object_id = ANY(%(resolve_ids)s::bigint[])
+          AND object_id {ids}
     """
     return sql, {"resolve_job": job, "resolve_kind": item_kind, "resolve_now": now}
 

@@ -59,6 +59,11 @@ def poison_rows(table: str, column: str, value: int) -> None:
         )
 
 
+def cure(table: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER poison_{table} ON {table}; DROP FUNCTION poison_{table}();")
+
+
 def until_given_up(run, failure_key, job, start):
     """Run the job at each retry time until the item is given up; returns the clock after it."""
     clock = start
@@ -175,3 +180,38 @@ def test_pay_3_month_end_deduction_charges_around_a_bill_the_database_refuses(no
     assert "poison row" in failure.message
     assert run(month_end + timedelta(minutes=1)) == 0 and failure_of(DEDUCTION_JOB, poison.pk).attempts == 1
     until_given_up(run, poison.pk, DEDUCTION_JOB, month_end)
+
+
+# --- SET-4: settlement chunks -------------------------------------------------------------------
+
+
+def test_set_4_settlement_chunk_settles_around_an_account_the_database_refuses(now):
+    from payments.models import LedgerEntry
+    from payments.services.settlement import SETTLEMENT_JOB, settle_accounts
+    from tests.factories import AccountFactory
+    from tests.payments.invariants import credit, make_bill
+
+    accounts = [AccountFactory() for _ in range(3)]
+    bills = {}
+    for account in accounts:
+        credit(account, "100.00", now=now - timedelta(days=1))
+        bills[account.pk] = make_bill(account, "60.00", issued_at=now - timedelta(days=1))
+    before, poison, after = accounts
+    poison_rows(LedgerEntry._meta.db_table, "account_id", poison.pk)
+
+    def run(clock):
+        return settle_accounts(account_ids=[a.pk for a in accounts], now=clock)
+
+    assert run(now).payments == 2  # does not raise: one chunk, redone account by account
+    paid = {bill.account_id: bill.status for bill in Bill.objects.all()}
+    assert paid == {before.pk: "paid", poison.pk: "open", after.pk: "paid"}
+    failure = failure_of(SETTLEMENT_JOB, poison.pk)
+    assert (failure.object_id, failure.attempts) == (poison.pk, 1) and "poison row" in failure.message
+    assert run(now + timedelta(minutes=1)).payments == 0 and failure_of(SETTLEMENT_JOB, poison.pk).attempts == 1
+    given_up = until_given_up(run, poison.pk, SETTLEMENT_JOB, now)
+
+    cure(LedgerEntry._meta.db_table)
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up)
+    assert run(given_up).payments == 1
+    assert failure_of(SETTLEMENT_JOB, poison.pk).resolved_at == given_up
+    assert Bill.objects.get(pk=bills[poison.pk].pk).status == "paid"
