@@ -53,3 +53,22 @@ def free_text_check(**fields) -> None:
     for name, value in fields.items():
         if contains_card_number(value):
             raise CardNumberInText(f"{name.replace('_', ' ').capitalize()}: {MESSAGE}")
+
+
+class ForgetsCardNumbers:
+    """Form mixin: a field refused for holding a card number is shown empty again, so the page
+    that reports the error never shows the number back (SEC-1)."""
+
+    def full_clean(self):
+        super().full_clean()
+        if not self.is_bound or not self._errors:
+            return
+        refused = [
+            name for name, errors in self._errors.as_data().items()
+            if any(error.code == CardNumberInText.code for error in errors)
+        ]
+        if refused:
+            data = self.data.copy()
+            for name in refused:
+                data[self.add_prefix(name)] = ""
+            self.data = data

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.db.models import Prefetch, Q
@@ -28,6 +29,7 @@ from billing_backoffice.admin_site import (
     has_model_perm,
     run_service_action,
 )
+from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments import services
 from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services.accounts import silent_period_ends_at
@@ -143,8 +145,23 @@ class LinkAttemptInline(ReadOnlyInline):
 # --- accounts ------------------------------------------------------------------------------
 
 
+class AccountAdminForm(ForgetsCardNumbers, forms.ModelForm):
+    """The contact details staff may fix; SEC-1: never a card number (refused before the audit row)."""
+
+    class Meta:
+        model = Account
+        fields = ("name", "email", "account_manager")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("name", "email"):
+            if name in self.fields:
+                self.fields[name].validators.append(card_number_free)
+
+
 @admin.register(Account)
 class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
+    form = AccountAdminForm
     list_display = (
         "uid", "name", "kind", "country_code", "region", "status", "silent_period_end", "kyc_status",
         "default_method", "credit_approved",

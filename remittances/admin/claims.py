@@ -39,6 +39,7 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, refusal_text
 from billing_backoffice.errors import BillingError
+from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments.models import Account
 from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
 from remittances.selectors import claim_suggestions
@@ -81,9 +82,10 @@ def available_steps(claim: RemittanceClaim, user) -> dict[str, bool]:
 # --- forms --------------------------------------------------------------------------------------
 
 
-class ReviewForm(forms.Form):
+class ReviewForm(ForgetsCardNumbers, forms.Form):
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=False,
+        validators=[card_number_free],  # SEC-1: refused before it is stored or audited
         help_text="What confirms that the transfer belongs to this customer.",
     )
 
@@ -95,9 +97,10 @@ class ApproveForm(forms.Form):
     )
 
 
-class RejectForm(forms.Form):
+class RejectForm(ForgetsCardNumbers, forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=True,
+        validators=[card_number_free],  # SEC-1
         help_text="Required (CLM-4); recorded on the claim. The transfer becomes claimable again.",
     )
 

@@ -30,6 +30,8 @@ from django.utils.html import format_html
 
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, refusal_text
 from billing_backoffice.errors import BillingError
+from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from billing_backoffice.money import COLUMN_MAX, AmountFormField, CurrencyFormField
 from payments.models import Account
 from payments.services.ledger import account_balance
 from remittances.models import CreditLimitRequest
@@ -103,15 +105,17 @@ def _template(source: str):
 # --- forms ------------------------------------------------------------------------------------
 
 
-class RecordApplicationForm(forms.Form):
+class RecordApplicationForm(ForgetsCardNumbers, forms.Form):
     """What the account manager types in; the service decides whether it may be filed."""
 
     account = forms.ModelChoiceField(queryset=Account.objects.all())
-    requested_limit = forms.DecimalField(
-        max_digits=14, decimal_places=2, min_value=0, help_text="0 revokes the account's credit approval."
+    requested_limit = AmountFormField(
+        allow_zero=True, maximum=COLUMN_MAX, min_value=0, help_text="0 revokes the account's credit approval."
     )
-    currency = forms.CharField(max_length=3, initial="USD", help_text="ISO 4217, e.g. USD.")
-    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=2000)
+    currency = CurrencyFormField(initial="USD")  # I6: the accepted ISO 4217 codes (billing_backoffice.money)
+    justification = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, validators=[card_number_free]  # SEC-1
+    )
 
     def __init__(self, *args, admin_site, **kwargs):
         super().__init__(*args, **kwargs)
@@ -119,15 +123,11 @@ class RecordApplicationForm(forms.Form):
         rel = CreditLimitRequest._meta.get_field("account").remote_field
         self.fields["account"].widget = ForeignKeyRawIdWidget(rel, admin_site)
 
-    def clean_currency(self) -> str:
-        try:
-            return services.currency_code(self.cleaned_data["currency"])
-        except BillingError as error:
-            raise forms.ValidationError(str(error)) from None
 
-
-class DecisionForm(forms.Form):
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=False)
+class DecisionForm(ForgetsCardNumbers, forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, required=False, validators=[card_number_free]
+    )
 
     def __init__(self, *args, note_required: bool, **kwargs):
         super().__init__(*args, **kwargs)
