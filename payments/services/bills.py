@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.errors import AccountNotFound
 from payments.models import Account, Bill, LedgerEntry
 from payments.services.ledger import account_balance, ledger_post
@@ -66,13 +67,25 @@ class BalanceTooLow(BillingError):
 # account first and the bills second; a bill being settled right now is marked by the next run.
 # The flag can only be false here if whoever issued the bill forgot it (both statuses count
 # as outstanding), and a settlement that skipped it re-syncs the flag itself.
+#
+# Bills whose marking failed and waits for its retry are left out (``only`` narrows the statement
+# to given bills when a failed run is redone bill by bill); the failures of bills marked now are
+# resolved in the same statement (billing_backoffice/item_failures.py).
+OVERDUE_JOB = "payments.mark_overdue_bills"
+_SKIPPED_SQL, _ = skipped_ids_sql(job=OVERDUE_JOB, item_kind="payments.bill", now=None)
+_RESOLVED_SQL, _ = resolved_ids_sql(job=OVERDUE_JOB, item_kind="payments.bill", now=None, ids="IN (SELECT id FROM due)")
+_DUE_WHERE = f"""
+    status IN ('open', 'partially_paid') AND due_date < %(today)s AND id NOT IN ({_SKIPPED_SQL})
+    AND (%(only)s::bigint[] IS NULL OR id = ANY(%(only)s::bigint[]))
+"""
 _MARK_OVERDUE_SQL = f"""
     WITH due AS (
         SELECT id FROM {Bill._meta.db_table}
-        WHERE status IN ('open', 'partially_paid') AND due_date < %(today)s
+        WHERE {_DUE_WHERE}
         ORDER BY id
         FOR UPDATE SKIP LOCKED
     ),
+    resolved AS ({_RESOLVED_SQL}),
     marked AS (
         UPDATE {Bill._meta.db_table} b SET status = 'overdue'
         FROM due WHERE b.id = due.id
@@ -93,19 +106,61 @@ _MARK_OVERDUE_SQL = f"""
 """
 
 
+OVERDUE_BATCH_SIZE = 500
+
+
 def bills_mark_overdue(*, now: datetime) -> int:
     """CRED-3: an unpaid bill after its due date is overdue (one UPDATE); returns bills marked.
 
     "After the due date": on the due date itself (UTC calendar day of ``now``) the bill is still
     just due; from the next day on it is overdue. Paid bills are never touched.
+
+    If the statement fails (a bill the database refuses to update), the due bills are marked
+    again in batches, and a failing batch bill by bill: the poison bill is recorded and retried
+    by later runs, bounded, and the others are marked (billing_backoffice/item_failures.py).
     """
-    today = timezone.localdate(now)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_MARK_OVERDUE_SQL, {"today": today})
-        marked, flagged = cursor.fetchone()
+    params = {
+        "today": timezone.localdate(now), "only": None,
+        **skipped_ids_sql(job=OVERDUE_JOB, item_kind="payments.bill", now=now)[1],
+        **resolved_ids_sql(job=OVERDUE_JOB, item_kind="payments.bill", now=now)[1],
+    }
+    try:
+        marked, flagged = _mark_overdue(params)
+    except NOT_ISOLATED:
+        raise
+    except Exception as error:  # noqa: BLE001  (a poison bill: found batch by batch below)
+        logger.warning("CRED-3: overdue marking failed (%s); marking bill by bill", type(error).__name__)
+        marked, flagged = _mark_overdue_in_batches(params, now=now)
     if marked:
         logger.info("overdue: %s bill(s) marked overdue, %s account flag(s) set (CRED-3)", marked, flagged)
     return marked
+
+
+def _mark_overdue(params: dict) -> tuple[int, int]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_MARK_OVERDUE_SQL, params)
+        return cursor.fetchone()
+
+
+def _mark_overdue_in_batches(params: dict, *, now: datetime) -> tuple[int, int]:
+    items = JobItems(job=OVERDUE_JOB, item_kind="payments.bill", now=now)
+    marked = flagged = 0
+
+    def mark(bill_ids: list) -> tuple[int, int]:
+        return _mark_overdue({**params, "only": [int(i) for i in bill_ids]})
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Bill._meta.db_table} WHERE {_DUE_WHERE} ORDER BY id", params)
+        due = [row[0] for row in cursor.fetchall()]
+    for start in range(0, len(due), OVERDUE_BATCH_SIZE):
+        batch_marked, batch_flagged = items.run_chunk(due[start : start + OVERDUE_BATCH_SIZE], mark, combine=_summed)
+        marked += batch_marked
+        flagged += batch_flagged
+    return marked, flagged
+
+
+def _summed(results: list[tuple[int, int]]) -> tuple[int, int]:
+    return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 # -- SET-3: manual payment -----------------------------------------------------------------------

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from billing_backoffice.errors import BillingError
+from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, open_failures_q
+from billing_backoffice.models import JobItemFailure
 from payments import eligibility
 from payments.gateways import GatewayError, card_gateway
 from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
@@ -47,20 +49,49 @@ def _batches(queryset, batch_size: int = BATCH_SIZE):
 # --- DEL-5 ------------------------------------------------------------------------------------
 
 
+EXPIRY_JOB = "payments.expire_cards"
+
+
 def cards_expire(*, now: datetime) -> int:
     """DEL-5: an active card passes to ``expired`` after the last day of its expiry month.
 
     One set-based UPDATE on the ``pm_expiry_scan`` index. A card expiring 11/2026 is still
     active on 2026-11-30 and expired from 2026-12-01 00:00 UTC. ``is_default`` is kept: an
     expired default stays the default until the customer switches it (DEL-1/DEL-2).
+
+    If the UPDATE fails (a card row the database refuses), the cards are expired again in
+    batches, a failing batch card by card: the poison card is recorded and retried by later
+    runs, bounded, and left out meanwhile (billing_backoffice/item_failures.py).
     """
     today = now.astimezone(timezone.utc)
     before_this_month = Q(exp_year__lt=today.year) | Q(exp_year=today.year, exp_month__lt=today.month)
-    return (
+    waiting = JobItemFailure.objects.filter(open_failures_q(job=EXPIRY_JOB, item_kind="payments.paymentmethod", now=now))
+    due = (
         PaymentMethod.objects.filter(kind=Kind.CARD, status=Status.ACTIVE)
         .filter(before_this_month)
-        .update(status=Status.EXPIRED, status_changed_at=now)
+        .exclude(pk__in=waiting.values("object_id"))
     )
+
+    def expire(queryset) -> int:
+        return queryset.update(status=Status.EXPIRED, status_changed_at=now)
+
+    try:
+        with transaction.atomic():
+            expired = expire(due)
+    except NOT_ISOLATED:
+        raise
+    except Exception as error:  # noqa: BLE001  (a poison card: found batch by batch below)
+        logger.warning("DEL-5: card expiry failed (%s); expiring card by card", type(error).__name__)
+        items = JobItems(job=EXPIRY_JOB, item_kind="payments.paymentmethod", now=now)
+        return sum(
+            items.run_chunk(ids, lambda chunk: expire(due.filter(pk__in=chunk)), combine=sum) for ids in _batches(due)
+        )
+    # Cards that had failed and are expired now: their failures are resolved.
+    JobItemFailure.objects.filter(
+        job=EXPIRY_JOB, item_kind="payments.paymentmethod", resolved_at__isnull=True,
+        object_id__in=PaymentMethod.objects.filter(status=Status.EXPIRED).values("pk"),
+    ).update(resolved_at=now, next_retry_at=None)
+    return expired
 
 
 # --- LINK-5 / LINK-6 ----------------------------------------------------------------------------
@@ -236,17 +267,26 @@ def _verification_passed(method: PaymentMethod) -> bool:
 # --- LINK-2 --------------------------------------------------------------------------------------
 
 
+CLOSE_JOB = "payments.close_silent_accounts"
+
+
 def accounts_close_silent(*, now: datetime) -> int:
     """LINK-2: close every deactivated account whose 15-day silent period is over.
 
     ``account_close`` re-checks under the account's row lock, so a reactivation that wins the
     race, or a second run, leaves the account alone. Returns how many accounts closed.
+    Each account runs in its own savepoint: one that fails is recorded and retried by later
+    runs, bounded, and the others close (billing_backoffice/item_failures.py).
     """
     due = Account.objects.filter(
         status=Account.Status.DEACTIVATED, deactivated_at__lte=now - settings.ACCOUNT_SILENT_PERIOD
     )
+    items = JobItems(job=CLOSE_JOB, item_kind="payments.account", now=now)
     closed = 0
     for ids in _batches(due):
         for account_id in ids:
-            closed += account_close(account_id=account_id, now=now)
+            if items.skips(account_id):
+                continue
+            outcome = items.run(account_id, lambda: account_close(account_id=account_id, now=now))
+            closed += outcome.ok and bool(outcome.value)
     return closed

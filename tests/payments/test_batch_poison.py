@@ -215,3 +215,95 @@ def test_set_4_settlement_chunk_settles_around_an_account_the_database_refuses(n
     assert run(given_up).payments == 1
     assert failure_of(SETTLEMENT_JOB, poison.pk).resolved_at == given_up
     assert Bill.objects.get(pk=bills[poison.pk].pk).status == "paid"
+
+
+# --- CRED-3: overdue marking ----------------------------------------------------------------------
+
+
+def test_cred_3_overdue_marking_marks_around_a_bill_the_database_refuses(now):
+    from payments.services.bills import OVERDUE_JOB, bills_mark_overdue
+    from tests.factories import AccountFactory
+    from tests.payments.invariants import make_bill
+
+    bills = [make_bill(AccountFactory(), "10.00", issued_at=now - timedelta(days=40)) for _ in range(3)]
+    before, poison, after = bills
+    poison_rows(Bill._meta.db_table, "id", poison.pk)
+
+    assert bills_mark_overdue(now=now) == 2  # does not raise
+    assert dict(Bill.objects.values_list("pk", "status")) == {
+        before.pk: "overdue", poison.pk: "open", after.pk: "overdue"
+    }
+    failure = failure_of(OVERDUE_JOB, poison.pk)
+    assert (failure.item_kind, failure.attempts) == ("payments.bill", 1) and "poison row" in failure.message
+    late = make_bill(AccountFactory(), "10.00", issued_at=now - timedelta(days=40))
+    assert bills_mark_overdue(now=now + timedelta(minutes=1)) == 1  # the one statement again, poison left out
+    assert Bill.objects.get(pk=late.pk).status == "overdue" and failure_of(OVERDUE_JOB, poison.pk).attempts == 1
+    given_up = until_given_up(lambda clock: bills_mark_overdue(now=clock), poison.pk, OVERDUE_JOB, now)
+
+    cure(Bill._meta.db_table)
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up)
+    assert bills_mark_overdue(now=given_up) == 1
+    assert failure_of(OVERDUE_JOB, poison.pk).resolved_at == given_up
+
+
+# --- DEL-5: card expiry ---------------------------------------------------------------------------
+
+
+def test_del_5_card_expiry_expires_around_a_card_the_database_refuses(now):
+    from payments.models import PaymentMethod
+    from payments.services.lifecycle import EXPIRY_JOB, cards_expire
+    from tests.factories import CardMethodFactory
+
+    cards = [CardMethodFactory(exp_month=10, exp_year=now.year) for _ in range(3)]
+    before, poison, after = cards
+    poison_rows(PaymentMethod._meta.db_table, "id", poison.pk)
+
+    assert cards_expire(now=now) == 2  # does not raise
+    assert dict(PaymentMethod.objects.values_list("pk", "status")) == {
+        before.pk: "expired", poison.pk: "active", after.pk: "expired"
+    }
+    failure = failure_of(EXPIRY_JOB, poison.pk)
+    assert (failure.item_kind, failure.attempts) == ("payments.paymentmethod", 1) and "poison row" in failure.message
+    assert cards_expire(now=now + timedelta(minutes=1)) == 0 and failure_of(EXPIRY_JOB, poison.pk).attempts == 1
+    given_up = until_given_up(lambda clock: cards_expire(now=clock), poison.pk, EXPIRY_JOB, now)
+
+    cure(PaymentMethod._meta.db_table)
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up)
+    assert cards_expire(now=given_up) == 1
+    assert failure_of(EXPIRY_JOB, poison.pk).resolved_at == given_up
+
+
+# --- LINK-2: closing accounts after the silent period ----------------------------------------------
+
+
+def test_link_2_account_closing_closes_around_an_account_whose_close_raises(now, monkeypatch):
+    from payments.models import Account
+    from payments.services import lifecycle
+    from tests.factories import AccountFactory
+
+    accounts = [
+        AccountFactory(status=Account.Status.DEACTIVATED, deactivated_at=now - timedelta(days=20)) for _ in range(3)
+    ]
+    before, poison, after = accounts
+    real_close = lifecycle.account_close
+
+    def close(*, account_id, now):
+        if account_id == poison.pk:
+            raise ZeroDivisionError("a bug met by this account only")
+        return real_close(account_id=account_id, now=now)
+
+    monkeypatch.setattr(lifecycle, "account_close", close)
+    assert lifecycle.accounts_close_silent(now=now) == 2  # does not raise
+    assert dict(Account.objects.values_list("pk", "status")) == {
+        before.pk: "closed", poison.pk: "deactivated", after.pk: "closed"
+    }
+    failure = failure_of(lifecycle.CLOSE_JOB, poison.pk)
+    assert (failure.error, failure.message, failure.attempts) == ("ZeroDivisionError", "a bug met by this account only", 1)
+    assert lifecycle.accounts_close_silent(now=now + timedelta(minutes=1)) == 0
+    given_up = until_given_up(lambda clock: lifecycle.accounts_close_silent(now=clock), poison.pk, lifecycle.CLOSE_JOB, now)
+
+    monkeypatch.setattr(lifecycle, "account_close", real_close)
+    assert lifecycle.accounts_close_silent(now=given_up + timedelta(days=1)) == 0  # given up: skipped
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up + timedelta(days=1))
+    assert lifecycle.accounts_close_silent(now=given_up + timedelta(days=1)) == 1
+    assert failure_of(lifecycle.CLOSE_JOB, poison.pk).resolved_at == given_up + timedelta(days=1)
