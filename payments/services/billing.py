@@ -89,7 +89,7 @@ def usage_period(value, *, now: datetime) -> str:
         raise InvalidPeriod(
             f"Usage can be reported for the last {USAGE_PERIOD_MONTHS_BACK} months up to next month, "
             f"not for {period}.",
-            code="period_out_of_window",
+            code="period_out_of_window", rule="PAY-2",
         )
     return period
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from payments.api.clients import api_client_token_issue
@@ -33,8 +34,13 @@ def assert_error(response, status: int, rule: str | None) -> dict:
     return body
 
 
+def this_month() -> str:
+    """The API reads the real clock, and a usage period must be within its window (PAY-2)."""
+    return timezone.now().strftime("%Y-%m")
+
+
 def usage(api, account_id, **overrides):
-    body = {"amount": "12.50", "currency": "USD", "period": "2026-11", "reference": "use-1", **overrides}
+    body = {"amount": "12.50", "currency": "USD", "period": this_month(), "reference": "use-1", **overrides}
     return api.post(f"/api/v1/accounts/{account_id}/usage/", body, format="json")
 
 
@@ -48,11 +54,12 @@ def order(api, account_id, **overrides):
 
 def test_pay_2_usage_is_recorded_201_and_a_replay_answers_200_with_the_same_record(api):
     account, _ = card_account()
-    first = usage(api, account.pk)
+    period = this_month()  # once: the replay must send the same figures even across a month end
+    first = usage(api, account.pk, period=period)
     assert first.status_code == 201, first.content
     body = first.json()
-    assert (body["amount"], body["currency"], body["period"], body["status"]) == ("12.50", "USD", "2026-11", "unbilled")
-    again = usage(api, account.pk)
+    assert (body["amount"], body["currency"], body["period"], body["status"]) == ("12.50", "USD", period, "unbilled")
+    again = usage(api, account.pk, period=period)
     assert again.status_code == 200 and again.json()["id"] == body["id"]
     assert UsageRecord.objects.count() == 1
 
