@@ -70,6 +70,35 @@ def test_def_1_race_methods_activating_together_make_one_default(now):
     assert PaymentMethod.objects.filter(account=account, is_default=True).count() == 1
 
 
+def test_def_1_race_two_three_ds_completions_at_once_make_one_default(now):
+    """DEF-1: two cards of an EU account pass 3-D Secure at the same moment.
+
+    Both completions stop right after asking "has the account a default?" until the other has
+    asked too or waits on the account lock. Without the lock both see none, both claim it and
+    one ends in IntegrityError on pm_one_default_per_account (a 500 for the console), every run.
+    """
+    from payments.services import three_ds_complete
+
+    account = Account.objects.create(name="Racer EU", kind="individual", country="DE", region="EU")
+    challenges = [
+        card_link(account_id=account.pk, card=card_input(number), now=now).challenge
+        for number in ("4242424242424242", "5555555555554444")
+    ]
+    assert all(c is not None for c in challenges)  # EU: both wait for 3DS (LINK-5)
+    rendezvous = LockRendezvous(len(challenges))
+
+    def complete(challenge):
+        with connection.execute_wrapper(rendezvous.after_query(is_default_check)):
+            return three_ds_complete(challenge_id=challenge.pk, outcome="success", now=now)
+
+    results = run_at_once([lambda c=c: complete(c) for c in challenges])
+    assert rendezvous.arrivals == len(challenges)  # the race was staged
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(m.status for m in results) == ["active", "active"]
+    assert PaymentMethod.objects.filter(account=account, is_default=True).count() == 1
+    assert sum(m.is_default for m in results) == 1
+
+
 def test_del_2_race_removal_and_default_switch_never_leave_the_account_without_a_default(now):
     """Removing the old default while switching to it: one order wins, DEL-2 holds either way."""
     for _ in range(5):
