@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 
 from billing_backoffice.errors import Conflict, NotFound
+from billing_backoffice.item_failures import JobItems, open_failures_q
+from billing_backoffice.models import JobItemFailure
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.models import PaymentMethod, VerificationHold
 
@@ -64,7 +66,8 @@ def holds_claim_due(
     Ordered by ``release_after``: every hold's deadline is ``release_after`` plus the same fixed
     margin, so the holds closest to (or past) their 24 h deadline are always claimed first. The
     row locks last only for this transaction; the lease is what keeps other runs away.
-    ``exclude_ids`` lets one run skip holds whose void already failed during that run.
+    ``exclude_ids`` lets one run skip holds whose void already failed during that run; holds
+    whose release raised and waits for its retry are skipped too (billing_backoffice/item_failures.py).
     """
     token = uuid.uuid4()
     with transaction.atomic():
@@ -72,6 +75,7 @@ def holds_claim_due(
             VerificationHold.objects.select_for_update(skip_locked=True)
             .filter(status__in=DUE_STATUSES, release_after__lte=now)
             .filter(_lease_free(now))
+            .exclude(pk__in=_waiting_failures(now).values("object_id"))
             .order_by("release_after", "id")
         )
         if exclude_ids:
@@ -80,6 +84,13 @@ def holds_claim_due(
         if ids:
             VerificationHold.objects.filter(pk__in=ids).update(lease_token=token, lease_expires_at=now + lease)
     return token, ids
+
+
+RELEASE_JOB = "payments.release_due_holds"
+
+
+def _waiting_failures(now: datetime):
+    return JobItemFailure.objects.filter(open_failures_q(job=RELEASE_JOB, item_kind="payments.verificationhold", now=now))
 
 
 def _void(hold: VerificationHold):
@@ -172,6 +183,12 @@ def _record_failure(hold: VerificationHold, *, lease_token: uuid.UUID, error: st
     )
 
 
+def _open_failure_of_hold():
+    return JobItemFailure.objects.filter(
+        job=RELEASE_JOB, item_kind="payments.verificationhold", object_id=OuterRef("pk"), resolved_at__isnull=True
+    )
+
+
 def holds_release_due(*, now: datetime, batch_size: int | None = None) -> int:
     """HOLD-2: the scheduled job. Claims and releases batches until nothing is due.
 
@@ -183,7 +200,12 @@ def holds_release_due(*, now: datetime, batch_size: int | None = None) -> int:
     Bounded: holds whose void failed in this run are not claimed again by it (the next run
     retries them), a batch with no success stops the run (the gateway is likely down), and the
     number of batches is capped by the backlog seen at the start. Returns how many it released.
+
+    A hold whose release raises (not a gateway error: a bug, a malformed authorization) is marked
+    ``release_failed`` like a failed void, recorded, and retried by later runs with a backoff,
+    until given up for staff (billing_backoffice/item_failures.py); the rest of the batch goes on.
     """
+    items = JobItems(job=RELEASE_JOB, item_kind="payments.verificationhold", now=now)
     batch_size = batch_size or settings.HOLD_RELEASE_BATCH_SIZE
     lease = hold_lease()
     backlog = VerificationHold.objects.filter(status__in=DUE_STATUSES, release_after__lte=now).count()
@@ -197,17 +219,23 @@ def holds_release_due(*, now: datetime, batch_size: int | None = None) -> int:
             VerificationHold.objects.filter(pk__in=ids, lease_token=token)
             .select_related("payment_method")
             .only("id", "authorization_id", "release_deadline", "payment_method__kind")
+            .annotate(had_failed=Exists(_open_failure_of_hold()))
             .order_by("release_after", "id")
         )
-        voided = []
+        voided, recovered = [], []
         for hold in holds:
-            error = _void_once(hold, now=now)
+            # Outside any transaction (the gateway call holds no lock); it commits its own writes.
+            outcome = items.run(hold.pk, lambda: _void_once(hold, now=now), atomic=False, resolve=False)
+            error = outcome.value if outcome.ok else f"unexpected error ({type(outcome.error).__name__})"
             if error:
                 _record_failure(hold, lease_token=token, error=error)
                 failed.add(hold.pk)
             else:
                 voided.append(hold.pk)
+                if hold.had_failed:
+                    recovered.append(hold.pk)
         released_in_batch = _mark_released(voided, lease_token=token, now=now)
+        items.resolve_objects(recovered)  # no query unless a hold that had raised was voided
         released += released_in_batch
         if released_in_batch == 0:
             break

@@ -307,3 +307,43 @@ def test_link_2_account_closing_closes_around_an_account_whose_close_raises(now,
     job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up + timedelta(days=1))
     assert lifecycle.accounts_close_silent(now=given_up + timedelta(days=1)) == 1
     assert failure_of(lifecycle.CLOSE_JOB, poison.pk).resolved_at == given_up + timedelta(days=1)
+
+
+# --- HOLD-2: hold release -------------------------------------------------------------------------
+
+
+def test_hold_2_release_voids_around_a_hold_whose_gateway_raises(now, monkeypatch):
+    from payments.gateways.simulated import PROCESSOR
+    from payments.models import VerificationHold
+    from payments.services import holds
+    from tests.factories import HoldFactory
+
+    placed = [HoldFactory(placed_at=now - timedelta(hours=3 - n)) for n in range(3)]  # released in this order
+    before, poison, after = placed
+    real_void = holds._void
+
+    def void(hold):
+        if hold.authorization_id == poison.authorization_id:
+            raise KeyError("the processor answered without a status")
+        return real_void(hold)
+
+    monkeypatch.setattr(holds, "_void", void)
+    assert holds.holds_release_due(now=now, batch_size=10) == 2  # does not raise
+    statuses = dict(VerificationHold.objects.values_list("pk", "status"))
+    assert statuses == {before.pk: "released", poison.pk: "release_failed", after.pk: "released"}
+    assert PROCESSOR.void_calls[poison.authorization_id] == 0
+    failure = failure_of(holds.RELEASE_JOB, poison.pk)
+    assert (failure.item_kind, failure.error, failure.attempts) == ("payments.verificationhold", "KeyError", 1)
+    assert "without a status" in failure.message
+    assert "unexpected error (KeyError)" in VerificationHold.objects.get(pk=poison.pk).last_error
+
+    assert holds.holds_release_due(now=now + timedelta(minutes=1), batch_size=10) == 0  # waits for its retry
+    given_up = until_given_up(
+        lambda clock: holds.holds_release_due(now=clock, batch_size=10), poison.pk, holds.RELEASE_JOB, now
+    )
+    monkeypatch.setattr(holds, "_void", real_void)
+    assert holds.holds_release_due(now=given_up + timedelta(minutes=1), batch_size=10) == 0  # given up
+    job_item_failure_retry(failure_id=failure.pk, actor=None, now=given_up + timedelta(minutes=1))
+    assert holds.holds_release_due(now=given_up + timedelta(minutes=1), batch_size=10) == 1
+    assert failure_of(holds.RELEASE_JOB, poison.pk).resolved_at == given_up + timedelta(minutes=1)
+    assert PROCESSOR.void_calls[poison.authorization_id] == 1
