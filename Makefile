@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run test bench migrate clean
+.PHONY: install run test bench migrate clean mutate
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Mutation testing of the rule modules (scripts/mutate.sh; README "Mutation testing"). Not part of
+# `make test`: about 30-45 min on 2 cores. MUTATE_GROUPS picks groups, e.g. "eligibility card_validation".
+mutate: install
+	$(PY) -m pip install --quiet -e '.[test,mutate]'
+	bash scripts/mutate.sh $(MUTATE_GROUPS)
 
 # Small tier of every benchmark (benchmarks/run_all.py); figures in benchmarks/results/latest.json.
 bench: install
