@@ -230,3 +230,10 @@ def test_link_3_billing_country_must_be_iso_3166():
     error = refused(card_input(billing_country="ZZ"))
     assert (error.rule, error.reason) == ("LINK-3", Reason.INVALID_CARD_DETAILS)
     assert error.detail == "The billing country is not a known ISO 3166 country code."
+
+
+def test_elig_2_a_region_outside_the_table_allows_no_card_and_no_paypal():
+    from payments.eligibility import card_network_allowed, paypal_allowed
+
+    assert not any(card_network_allowed("MARS", network) for network in Network)
+    assert not paypal_allowed("MARS")
