@@ -11,6 +11,8 @@ text, so a 400 never echoes what was sent (DRF's stock messages for some fields 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django_countries import countries
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -27,6 +29,7 @@ from billing_backoffice.api_fields import (
 )
 from payments.api.schema import EnumField
 from payments.models import Account, PaymentMethod, ThreeDSChallenge
+from payments.selectors import account_balances
 from payments.services import CardInput
 
 # Digits, single spaces allowed between groups (4242 4242 4242 4242); Luhn and length are LINK-3 (422).
@@ -303,7 +306,12 @@ class AccountSerializer(serializers.Serializer):
     status = EnumField(Account.Status, enum_name="AccountStatusEnum")
     kyc_status = EnumField(Account.KycStatus, enum_name="KycStatusEnum")
     credit = CreditStatusSerializer(source="*")
-    balance = serializers.SerializerMethodField()
+    balance = serializers.SerializerMethodField(
+        help_text="SEC-4: the ledger balance in the account's main currency (its credit currency)."
+    )
+    balances = serializers.SerializerMethodField(
+        help_text="SEC-4: the ledger balance per currency, the main currency always included."
+    )
     created_at = serializers.DateTimeField()
 
     def get_country(self, account: Account) -> str:
@@ -314,8 +322,20 @@ class AccountSerializer(serializers.Serializer):
         data["email"] = data["email"] or None  # a blank e-mail is no e-mail (the schema says format email)
         return data
 
+    def _ledger_balances(self, account: Account) -> dict:
+        # One GROUP BY query per account, shared by ``balance`` and ``balances``.
+        cached = getattr(account, "_ledger_balances", None)
+        if cached is None:
+            cached = {account.credit_currency: Decimal("0.00"), **account_balances(account_id=account.pk)}
+            account._ledger_balances = cached
+        return cached
+
     @extend_schema_field(MoneySerializer)
     def get_balance(self, account: Account) -> dict:
-        # The ledger does not exist yet: every balance is zero until a later change sums the
-        # account's LedgerEntry rows here (SEC-4). Decimal string, like every amount.
-        return {"amount": "0.00", "currency": "USD"}
+        main = account.credit_currency
+        return MoneySerializer({"amount": self._ledger_balances(account)[main], "currency": main}).data
+
+    @extend_schema_field(MoneySerializer(many=True))
+    def get_balances(self, account: Account) -> list:
+        rows = sorted(self._ledger_balances(account).items())
+        return MoneySerializer([{"amount": amount, "currency": currency} for currency, amount in rows], many=True).data

@@ -108,7 +108,33 @@ def test_elig_1_account_detail_shows_region_kyc_credit_and_balance(api):
     assert body["region"] == "MY"
     assert body["kyc_status"] == "not_required"
     assert body["credit"] == {"approved": False, "limit": "0.00", "currency": "USD"}
-    assert body["balance"] == {"amount": "0.00", "currency": "USD"}
+    assert body["balance"] == {"amount": "0.00", "currency": "USD"}  # no ledger entry yet
+    assert body["balances"] == [{"amount": "0.00", "currency": "USD"}]
+
+
+def test_sec_4_account_detail_answers_the_ledger_balance_per_currency_in_one_query(api):
+    """SEC-4: ``balance`` (the main, credit currency) and ``balances`` are sums of the ledger."""
+    from payments.models import LedgerEntry
+    from payments.services import ledger_post
+
+    account = AccountFactory(credit_currency="EUR")
+    now = timezone.now()
+    Kind = LedgerEntry.Kind
+    for amount, currency, kind in [
+        ("100.00", "USD", Kind.REMITTANCE_CREDIT), ("-30.25", "USD", Kind.BILL_PAYMENT),
+        ("250.10", "EUR", Kind.CLAIM_CREDIT), ("5.00", "GBP", Kind.ADJUSTMENT), ("-5.00", "GBP", Kind.BILL_PAYMENT),
+    ]:
+        ledger_post(account_id=account.pk, amount=amount, currency=currency, kind=kind,
+                    reference=f"api-balance:{account.pk}:{currency}:{amount}", now=now)
+    AccountFactory()  # another account's money is not this one's
+    with CaptureQueriesContext(connection) as queries:
+        body = api.get(f"/api/v1/accounts/{account.pk}/").json()
+    assert body["balance"] == {"amount": "250.10", "currency": "EUR"}
+    assert body["balances"] == [
+        {"amount": "250.10", "currency": "EUR"}, {"amount": "0.00", "currency": "GBP"},
+        {"amount": "69.75", "currency": "USD"},
+    ]
+    assert sum('FROM "payments_ledgerentry"' in q["sql"] for q in queries.captured_queries) == 1
 
 
 def test_account_create_malformed_input_is_400_with_fields(api):
