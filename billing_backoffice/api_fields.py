@@ -22,7 +22,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing_backoffice import money
-from billing_backoffice.free_text import card_number_free
+from billing_backoffice.free_text import MESSAGE as CARD_NUMBER_MESSAGE
+from billing_backoffice.free_text import CardNumberInText, card_number_free, contains_card_number
 
 # No blank at either end, no NUL and no lone surrogate (PostgreSQL cannot store either).
 _TEXT_CHAR = r"[^\x00\ud800-\udfff]"
@@ -56,8 +57,8 @@ class FreeTextField(serializers.CharField):
     def run_validation(self, data=serializers.empty):
         # The card-number check runs before the length and pattern checks, so a PAN is always
         # refused with the SEC-1 message, and no message ever repeats the input.
-        if isinstance(data, str):
-            card_number_free(data)
+        if contains_card_number(data):
+            raise serializers.ValidationError(CARD_NUMBER_MESSAGE, code=CardNumberInText.code)
         return super().run_validation(data)
 
 

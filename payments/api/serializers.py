@@ -188,10 +188,12 @@ class AgreementOutcomeSchema(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_basic_serializer(self.target, direction)
+        # A pattern, not a one-value enum: drf-spectacular would fold such enums into one component.
         schema["oneOf"] = [
-            {"properties": {"outcome": {"enum": [AgreementOutcome.APPROVED.value]}},
+            {"properties": {"outcome": {"type": "string", "pattern": f"^{AgreementOutcome.APPROVED.value}$"}},
              "required": ["outcome", "has_funding_source"]},
-            {"properties": {"outcome": {"enum": [AgreementOutcome.CANCELLED.value]}}, "required": ["outcome"]},
+            {"properties": {"outcome": {"type": "string", "pattern": f"^{AgreementOutcome.CANCELLED.value}$"}},
+             "required": ["outcome"]},
         ]
         return schema
 
