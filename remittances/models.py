@@ -184,7 +184,7 @@ class BankTransaction(models.Model):
         MATCHED = "matched", "Matched (dedicated account)"
         CLAIMED = "claimed", "Claimed"
         CREDITED = "credited", "Credited"
-        REVIEW = "review", "Needs review (currency mismatch)"
+        REVIEW = "review", "Needs review (currency mismatch, or a repeat that differs)"
         NOT_CREDITABLE = "not_creditable", "Not creditable (debit, reversal or pending)"
 
     class EntryKind(models.TextChoices):
@@ -245,6 +245,36 @@ class BankTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} from {self.payer_name or 'unknown payer'} ({self.bank_reference})"
+
+
+class BankTransactionKey(models.Model):
+    """REM-4: one bank reference of a recorded line, naming it on its receiving account.
+
+    A line carries several references (the entry's account servicer reference, its detail's):
+    each is a key of the line, so the same transfer reported in another message under the other
+    reference is recognised. Only the statement import writes them; they are never changed.
+    """
+
+    # No indexes of their own: every import inserts a key per line, and lookups go by the
+    # unique (account, key) index.
+    receiving_account = models.ForeignKey(
+        RemittanceAccount, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)
+    bank_transaction = models.ForeignKey(
+        BankTransaction, on_delete=models.PROTECT, related_name="keys", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["receiving_account", "key"], name="banktxn_key_once_per_account"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="banktxn_key_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.bank_transaction_id}"
 
 
 @audit.track("claim")

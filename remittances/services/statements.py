@@ -30,10 +30,14 @@ statement's identity and the line's position (``pos:<identity>:<position>[.<deta
 reference that contains ``#`` or starts like a derived key is kept as ``ref:<reference>``, so
 it can never equal a key derived for another line (``_plain_key``). A pending
 entry's key is prefixed ``pdng:`` so that the booked entry the bank sends later under the same
-reference is not mistaken for it. Known keys are read in batches (no query per entry); new lines
-are inserted with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so when the same file is
-imported twice at once, the second import waits on the first one's rows and finds them
-duplicates: each line is credited once. A statement already imported (same account and
+reference is not mistaken for it. Every other bank reference the line carries (the entry's and
+its detail's, where they differ) is a key of it too (``statement_keys``, ``BankTransactionKey``):
+the same transfer in a camt.054 (detail reference) and the day's camt.053 or MT940 (entry
+reference) is one line. A repeat that differs from the recorded line (amount, direction, payer:
+e.g. two files whose position keys collide) is recorded for ``review``, never dropped. Known
+keys are read in batches (no query per entry); imports of one receiving account take turns (an
+advisory lock); new lines are inserted with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so
+each line is recorded and credited once. A statement already imported (same account and
 identity) is not recorded again; its lines are counted as duplicates (new lines of a re-sent
 statement are added to it). A file whose exact bytes were imported before (SHA-256 of the file,
 kept on the statements it created with its line count) is answered from that record without
@@ -59,6 +63,8 @@ from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 
+from billing_backoffice.permissions import staff_require
+
 from payments.models import LedgerEntry
 from payments.services.ledger import Credit, ledger_credit_many
 from payments.services.settlement import settlement_request_many
@@ -73,14 +79,19 @@ from remittances.parsers import (
     parse_statement_file,
 )
 from remittances.services.receiving import UnknownReceivingAccount, receiving_accounts  # noqa: F401 (re-exported)
+from remittances.services.statement_keys import (
+    insert_keys,
+    known_keys,
+    line_print,
+    lock_receiving_accounts,
+    review_key,
+    same_line,
+)
 
 Status = BankTransaction.Status
 Kind = BankTransaction.EntryKind
 
 CHUNK = 5000  # lines per INSERT / UPDATE: bounded statement size, few round trips
-# Keys per lookup of the known ones. Larger: a lookup may scan the receiving account's rows once
-# whatever the number of keys, and a re-sent 100k-line statement looks every one of them up.
-LOOKUP_CHUNK = 20_000
 KEY_MAX = 200  # BankTransaction.bank_reference max_length
 
 
@@ -130,6 +141,7 @@ class _Line(NamedTuple):
     detail_index: int
     detail: ParsedDetail
     amount: Decimal
+    aliases: tuple[str, ...] = ()  # the line's other bank references, as keys (REM-4)
 
 
 # --- validation (no writes) -----------------------------------------------------------------------
@@ -188,7 +200,7 @@ def _fit(key: str) -> str:
 
 # Keys this module derives: ``<ref>#<n>`` and these prefixes. A bank reference that could be
 # mistaken for one of them is stored escaped, so no bank's reference ever equals a derived key.
-_DERIVED_PREFIXES = ("pos:", "pdng:", "h:", "ref:")
+_DERIVED_PREFIXES = ("pos:", "pdng:", "h:", "ref:", "rvw:")
 
 
 def _plain_key(reference: str) -> str:
@@ -216,9 +228,18 @@ def _each_line(statement: ParsedStatement, identity: str, reference_counts: Coun
                 key = f"{entry.reference}#{index}" if batch else _plain_key(entry.reference)
             else:
                 key = f"pos:{identity}:{entry.position}" + (f".{index}" if batch else "")
+            # Every bank reference the line carries names it (REM-4): a notification may quote
+            # the detail's reference and the day's statement only the entry's, or the reverse.
+            aliases = ()
+            if not batch:
+                references = (detail.reference, entry.reference)
+                aliases = tuple(dict.fromkeys(
+                    _plain_key(r) for r in references if r and reference_counts[r] == 1 and _plain_key(r) != key
+                ))
             if not entry.booked:
                 key = "pdng:" + key
-            yield _Line(_fit(key), entry, index, detail, amount)
+                aliases = tuple("pdng:" + alias for alias in aliases)
+            yield _Line(_fit(key), entry, index, detail, amount, tuple(_fit(a) for a in aliases))
 
 
 def _count_references(statements, accounts) -> dict[int, Counter]:
@@ -254,10 +275,12 @@ class _Plan:
     # all again and again. The new lines are made again from the statement once the keys say
     # which they are.
     keys: list[str]
+    prints: list[str]  # statement_keys.line_print of each line: what a repeat must agree on
+    aliases: dict[int, tuple[str, ...]]  # line index -> its other keys (few lines have any)
 
-    def new_lines(self, known: set[str]) -> list[_Line]:
+    def lines_at(self, indexes: set[int]) -> list[_Line]:
         lines = _each_line(self.statement, self.identity, self.reference_counts)
-        return [line for line in lines if line.key not in known]
+        return [line for index, line in enumerate(lines) if index in indexes]
 
 
 def statement_import(
@@ -266,7 +289,10 @@ def statement_import(
     """Import one statement file all-or-nothing (REM-1, REM-2, REM-4..7); see the module docstring.
 
     Raises a ``StatementError`` subclass (nothing recorded) when the file is refused.
+    SEC-3: a staff ``actor`` needs ``remittances.import_bankstatement``; the inbox task and the
+    command import as ``SYSTEM`` (``None``).
     """
+    staff_require(actor, permission="remittances.import_bankstatement", action="import bank statements")
     check_size(data)
     sha = hashlib.sha256(data).hexdigest()
     known = _already_imported(sha, fmt=fmt)
@@ -281,8 +307,13 @@ def statement_import(
         # A statement without an id is known by the file's content and its place in the file.
         identity = (statement.identity or f"sha256:{sha[:40]}:{index}")[:140]
         references = counts[receiving.pk]
-        keys = [line.key for line in _each_line(statement, identity, references)]
-        plans.append(_Plan(statement, receiving, identity, references, keys))
+        keys, prints, aliases = [], [], {}
+        for line in _each_line(statement, identity, references):
+            if line.aliases:
+                aliases[len(keys)] = line.aliases
+            keys.append(line.key)
+            prints.append(line_print(line.amount, _entry_kind(line.entry), line.detail.payer_name))
+        plans.append(_Plan(statement, receiving, identity, references, keys, prints, aliases))
     summary = ImportSummary(format=statements[0].format, file_sha256=sha, statements=len(plans))
     with transaction.atomic():
         _record(plans, summary=summary, file_name=file_name, sha=sha, actor=actor, now=now)
@@ -312,6 +343,8 @@ def _already_imported(sha: str, *, fmt: str) -> ImportSummary | None:
 
 
 def _record(plans: list[_Plan], *, summary: ImportSummary, file_name, sha, actor, now) -> None:
+    # One import at a time per receiving account (REM-4: the keys looked up below stay true).
+    lock_receiving_accounts(plan.receiving.pk for plan in plans)
     # Statement rows first, in a fixed order: a concurrent import of the same file waits here.
     ordered = sorted(enumerate(plans), key=lambda p: (p[1].receiving.pk, p[1].identity))
     rows: dict[int, tuple[BankStatement, bool]] = {}
@@ -391,22 +424,6 @@ _COUNTER_FOR = {
 }
 
 
-def _existing_keys(receiving_id: int, keys: list[str]) -> set[str]:
-    table = BankTransaction._meta.db_table
-    found: set[str] = set()
-    with connection.cursor() as cursor:
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            # One row holding an array, not a row per key: a re-sent statement finds every key,
-            # and 100k row tuples would keep the garbage collector busy for nothing.
-            cursor.execute(
-                f"SELECT array_agg(bank_reference) FROM {table} "
-                "WHERE receiving_account_id = %s AND bank_reference = ANY(%s)",
-                [receiving_id, keys[start:start + LOOKUP_CHUNK]],
-            )
-            found.update(cursor.fetchone()[0] or ())
-    return found
-
-
 _INSERT = """
 INSERT INTO {table} (
     statement_id, receiving_account_id, received_at, bank_reference, position, detail_index,
@@ -422,18 +439,49 @@ RETURNING id, bank_reference
 """
 
 
+def _sort_lines(plan: _Plan, known: dict[str, tuple[int, str]]):
+    """REM-4: (indexes of new lines, indexes of differing repeats, keys to add to recorded lines).
+
+    A line is a repeat when any of its keys is known; its keys not known yet are added to the
+    recorded line. A repeat that differs from the recorded line is recorded for review.
+    """
+    new, differing, more_keys = set(), set(), []
+    for index, key in enumerate(plan.keys):
+        line_keys = (key, *plan.aliases.get(index, ()))
+        hit = next((k for k in line_keys if k in known), None)
+        if hit is None:
+            new.add(index)
+            continue
+        txn_id, recorded = known[hit]
+        if not same_line(plan.prints[index], recorded):
+            differing.add(index)
+            continue
+        more_keys.extend((k, txn_id) for k in line_keys if k not in known)
+    return new, differing, more_keys
+
+
 def _insert_new_lines(plan: _Plan, row: BankStatement, *, now, counter: Counter):
     """Insert the lines not known yet; yield (id, line, status) for each one inserted here."""
     receiving = plan.receiving
-    known = _existing_keys(receiving.pk, plan.keys)
-    all_known = len(known) == len(plan.keys)  # the usual re-send: no line to make at all
-    new = [] if all_known else sorted(plan.new_lines(known), key=lambda line: line.key)
-    counter["duplicates"] = len(plan.keys) - len(new)
+    all_keys = plan.keys + [alias for aliases in plan.aliases.values() for alias in aliases]
+    known = known_keys(receiving.pk, all_keys)
+    new, differing, more_keys = _sort_lines(plan, known)
+    insert_keys(receiving.pk, more_keys)
+    lines = []
+    for index, line in zip(sorted(new | differing), plan.lines_at(new | differing)):
+        if index in differing:  # REM-4: recorded for review, under a key of its own
+            line = line._replace(key=review_key(line.key, plan.prints[index]), aliases=())
+        lines.append((line, index in differing))
+    lines.sort(key=lambda item: item[0].key)
+    counter["duplicates"] = len(plan.keys) - len(lines)
     sql = _INSERT.format(table=BankTransaction._meta.db_table)
-    for start in range(0, len(new), CHUNK):
-        chunk = new[start:start + CHUNK]
+    for start in range(0, len(lines), CHUNK):
+        chunk = [line for line, _ in lines[start:start + CHUNK]]
         kinds = [str(_entry_kind(line.entry)) for line in chunk]
-        statuses = [str(_status_for(line, kind, receiving)) for line, kind in zip(chunk, kinds)]
+        statuses = [
+            Status.REVIEW.value if for_review else str(_status_for(line, kind, receiving))
+            for (line, for_review), kind in zip(lines[start:start + CHUNK], kinds)
+        ]
         columns = [
             [line.key for line in chunk],
             [line.entry.position for line in chunk],
@@ -453,8 +501,13 @@ def _insert_new_lines(plan: _Plan, row: BankStatement, *, now, counter: Counter)
         with connection.cursor() as cursor:
             cursor.execute(sql, [row.pk, receiving.pk, now, *columns])
             inserted = dict((key, txn_id) for txn_id, key in cursor.fetchall())
-        # Lines another import inserted between our lookup and our insert are duplicates too.
+        # A line already recorded under its primary key (the same file twice) is a duplicate too.
         counter["duplicates"] += len(chunk) - len(inserted)
+        insert_keys(receiving.pk, [
+            (key, inserted[line.key])
+            for line, status in zip(chunk, statuses) if line.key in inserted and not line.key.startswith("rvw:")
+            for key in (line.key, *line.aliases)
+        ])
         for line, status in zip(chunk, statuses):
             txn_id = inserted.get(line.key)
             if txn_id is None:
