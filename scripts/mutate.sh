@@ -48,6 +48,7 @@ for group in "${selected[@]}"; do
   # shellcheck disable=SC2086
   MUTATE_TESTS="${TESTS[$group]}" "$PY" scripts/mutmut_run.py run --max-children "$JOBS" $globs \
     || echo "   (mutmut exited $? for $group)"
+  "$PY" scripts/mutation_score.py --save "$group=$globs"
 done
 
 args=()

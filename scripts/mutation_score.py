@@ -1,6 +1,8 @@
 """Score of a `make mutate` run, per rule group, from mutmut's result files under mutants/.
 
-Usage: mutation_score.py GROUP=GLOB[ GLOB...] ...  (scripts/mutate.sh passes its groups).
+Usage: mutation_score.py [--save] GROUP=GLOB[ GLOB...] ...  (scripts/mutate.sh passes its groups).
+``--save`` keeps each group's results in mutants/results/GROUP.json right after its run: mutmut
+forgets earlier results when the next group's test selection differs (its cache is keyed on it).
 Score = (killed + timeout) / mutants that were run; "no tests" (no selected test reaches the
 function) and "not checked" (run stopped early) are listed apart, never counted as killed.
 Exit code 0 always: survivors are explained in README.md, not a build failure.
@@ -26,12 +28,31 @@ def results() -> dict[str, int | None]:
     return found
 
 
+def picked_results(every: dict, globs: str) -> dict:
+    return {k: v for k, v in every.items() if any(fnmatch.fnmatch(k, g) for g in globs.split())}
+
+
+def save(groups: list[str]) -> None:
+    Path("mutants/results").mkdir(parents=True, exist_ok=True)
+    every = results()
+    for spec in groups:
+        name, _, globs = spec.partition("=")
+        Path(f"mutants/results/{name}.json").write_text(json.dumps(picked_results(every, globs), indent=1))
+
+
+def saved(name: str) -> dict | None:
+    path = Path(f"mutants/results/{name}.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def main(groups: list[str]) -> None:
     every = results()
     total = Counter()
     for spec in groups:
         name, _, globs = spec.partition("=")
-        picked = {k: v for k, v in every.items() if any(fnmatch.fnmatch(k, g) for g in globs.split())}
+        picked = saved(name)
+        if picked is None:
+            picked = picked_results(every, globs)
         counts = Counter(STATUS.get(code, "suspicious") for code in picked.values())
         total.update(counts)
         run = sum(n for status, n in counts.items() if status not in ("not checked", "no tests", "skipped"))
@@ -47,4 +68,7 @@ def main(groups: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--save"]:
+        save(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

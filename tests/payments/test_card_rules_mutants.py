@@ -124,7 +124,8 @@ def test_link_3_number_shorter_than_12_or_longer_than_19_refused(length):
 def test_link_3_number_failing_luhn_or_with_letters_refused():
     number = luhn_number("4")
     wrong_check = number[:-1] + str((int(number[-1]) + 1) % 10)
-    for bad in (wrong_check, number[:-1] + "x", "4242.4242.4242.4242"):
+    # Only spaces and dashes are separators: any other character refuses the number.
+    for bad in (wrong_check, number[:-1] + "x", "4242.4242.4242.4242", "4242X4242X4242X4242", "4242_4242_4242_4242"):
         assert refused(card_input(bad)).reason == Reason.INVALID_CARD_DETAILS
 
 
