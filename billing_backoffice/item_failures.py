@@ -72,10 +72,10 @@ def retry_delay(attempts: int) -> timedelta:
 def error_fields(error: BaseException) -> dict[str, str]:
     """What is kept of an error: its code and rule, or its class, and its text masked (SEC-1)."""
     if isinstance(error, BillingError):
-        code, rule = error.code, error.rule or ""
+        code, rule, text = error.code, error.rule or "", str(error.detail)
     else:
-        code, rule = type(error).__name__, ""
-    return {"error": code[:100], "rule": rule[:20], "message": redact_card_numbers(str(error))[:MESSAGE_MAX]}
+        code, rule, text = type(error).__name__, "", str(error)
+    return {"error": code[:100], "rule": rule[:20], "message": redact_card_numbers(text)[:MESSAGE_MAX]}
 
 
 @dataclass
