@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from billing_backoffice import money
 from billing_backoffice.errors import BillingError
 
 CAMT053 = "camt053"
@@ -58,17 +59,10 @@ class BadAmount(StatementError):
     rule = "I6"
 
 
-# ISO 4217 currencies whose minor unit is not two digits. Amounts in them would need other
-# rounding everywhere (ledger, bills), so for now they are refused with a clear error.
-NON_TWO_DECIMAL_CURRENCIES = {
-    # zero decimals
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-    "VUV", "XAF", "XOF", "XPF",
-    # three decimals
-    "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND",
-    # four decimals
-    "CLF", "UYW",
-}
+# ISO 4217 currencies whose minor unit is not two digits (one list for the project, I6). Amounts in
+# them would need other rounding everywhere (ledger, bills), so for now they are refused with a
+# clear error.
+NON_TWO_DECIMAL_CURRENCIES = money.NON_TWO_DECIMAL_CURRENCIES
 
 _AMOUNT = re.compile(r"^\d{1,14}(\.\d{0,})?$")
 _CENT = Decimal("0.01")
