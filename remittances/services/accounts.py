@@ -19,13 +19,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-import pycountry  # ISO 4217 table; a dependency of schwifty
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
+from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.free_text import contains_card_number
 from payments.errors import AccountNotFound, AccountStateError
 from payments.models import Account
 from remittances import numbering
@@ -275,8 +276,10 @@ def bank_details_clean(*, number: str, bank_name: str, bic: str, currency: str) 
     except SchwiftyException as error:
         problems.append(f"{bic!r} is not a valid SWIFT/BIC code: {error}.")
     currency = (currency or "").strip().upper()
-    if not (len(currency) == 3 and currency.isalpha() and pycountry.currencies.get(alpha_3=currency)):
-        problems.append(f"{currency!r} is not an ISO 4217 currency code.")
+    if currency not in money.CURRENCIES:  # I6: the one list of accepted ISO 4217 currencies
+        problems.append(f"{currency!r} is not an ISO 4217 currency code accepted here.")
+    if contains_card_number(bank_name):  # SEC-1: never kept, never repeated in the message
+        problems.append("The bank name looks like a card number (SEC-1).")
     if problems:
         raise InvalidBankDetails(" ".join(problems))
     return BankDetails(number=number, bank_name=bank_name, bic=bic, bank_country=bank_country, currency=currency)
