@@ -12,7 +12,8 @@ What is recorded, and how
 - "Before and after": an event stores the row as it is after the change; the previous event of
   the same row is the state before (``audit_rows`` pairs them). Rows that existed before the
   trail was switched on got a ``baseline`` event in the migration that added it.
-- Event tables are append-only (a trigger refuses UPDATE and DELETE), like the ledger.
+- Event tables are append-only (a trigger refuses UPDATE and DELETE), like the ledger, and a
+  statement-level trigger refuses TRUNCATE, which row triggers never see (``NO_TRUNCATE``).
 
 Who: the context
 - ``pghistory.context`` puts a JSON object into every write statement of a block; the triggers
@@ -37,6 +38,7 @@ import threading
 from typing import Any
 
 import pghistory
+import pgtrigger
 import psycopg
 from celery.signals import task_postrun, task_prerun
 from django.db import connection, models
@@ -49,6 +51,23 @@ from pghistory import runtime
 HIDDEN_COLUMNS = frozenset({"gateway_token", "fingerprint"})
 
 # --- tracking ---------------------------------------------------------------------------------
+
+
+def no_truncate(name: str = "no_truncate") -> pgtrigger.Trigger:
+    """A statement-level trigger that refuses ``TRUNCATE`` of an append-only table (ledger, audit).
+
+    Row triggers (append-only UPDATE/DELETE protection) never fire for TRUNCATE, and
+    ``pgtrigger.Protect`` has no statement-level TRUNCATE form (it needs transition tables), so
+    this is a plain BEFORE TRUNCATE trigger. Test database resets get past it with
+    ``pgtrigger.ignore`` (``tests/db_reset.py``), like past any pgtrigger protection.
+    """
+    return pgtrigger.Trigger(
+        name=name,
+        level=pgtrigger.Statement,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Truncate,
+        func="RAISE EXCEPTION 'pgtrigger: Cannot truncate the append-only table %', TG_TABLE_NAME; RETURN NULL;",
+    )
 
 
 def track(prefix: str, *, exclude: tuple[str, ...] = (), **options: Any):
@@ -76,6 +95,7 @@ def track(prefix: str, *, exclude: tuple[str, ...] = (), **options: Any):
         append_only=True,
         level=pghistory.Statement,
         meta={
+            "triggers": [no_truncate()],
             "indexes": [
                 models.Index(F("pgh_obj"), F("pgh_id"), name=f"{prefix}_ev_obj"),
                 models.Index(F("pgh_created_at"), F("pgh_id"), name=f"{prefix}_ev_time"),

@@ -271,6 +271,7 @@ class BankTransactionKey(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="banktxn_key_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            audit.no_truncate("banktxn_key_no_truncate"),
         ]
 
     def __str__(self) -> str:

@@ -58,3 +58,25 @@ def current_database_url() -> str:
     if host.startswith("/"):
         return f"postgres://{db['USER']}{password}@/{db['NAME']}?host={quote(host, safe='')}&port={port}"
     return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
+
+
+def _flush_past_truncate_protection() -> None:
+    """Django's flush after a ``transaction=True`` test TRUNCATEs every table, the append-only
+    ones included: let it (``tests/db_reset.py``); nothing else in the suite may."""
+    from django.test import TransactionTestCase
+
+    from tests.db_reset import truncation_allowed
+
+    original = TransactionTestCase._fixture_teardown
+    if getattr(original, "truncation_allowed", False):
+        return
+
+    def _fixture_teardown(self):
+        with truncation_allowed():
+            original(self)
+
+    _fixture_teardown.truncation_allowed = True
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
+_flush_past_truncate_protection()

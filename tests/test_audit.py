@@ -23,6 +23,7 @@ from stdnum import luhn
 
 from billing_backoffice import audit_admin
 from billing_backoffice.audit import audit_context, audited_models, event_model_for, insert_baseline_events
+from tests.db_reset import truncation_allowed
 from billing_backoffice.staff_roles import grant
 from payments.models import Account, PaymentMethod, VerificationHold
 from payments.tasks import close_silent_accounts
@@ -155,7 +156,7 @@ def test_sec_2_baseline_gives_rows_older_than_the_trail_a_before():
     """Migration 0005's step: rows that existed before tracking get a baseline event."""
     account = AccountFactory(name="Before the trail")
     event_model = event_model_for(Account)
-    with connection.cursor() as cursor:  # as if the row predated the trail
+    with truncation_allowed(), connection.cursor() as cursor:  # as if the row predated the trail
         cursor.execute(f"TRUNCATE {event_model._meta.db_table}")
     with connection.schema_editor() as editor:
         insert_baseline_events(django_apps, editor, app_label="payments", event_models=["AccountEvent"])

@@ -8,14 +8,18 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
+from billing_backoffice import audit
+
 from .accounts import Account
 
 
+@audit.track("ledger")
 class LedgerEntry(models.Model):
-    """One movement of an account's money (SEC-4, I1, I2).
+    """One movement of an account's money (SEC-4, I1, I2, SEC-2).
 
-    Append-only: a database trigger refuses UPDATE and DELETE, so corrections are reversing
-    entries. ``reference`` names the business event (bank entry, claim, bill payment ...) and is
+    Append-only: database triggers refuse UPDATE, DELETE and TRUNCATE, so corrections are
+    reversing entries. Every insert, through the services or raw SQL, is copied by a trigger into
+    the audit trail with the context of who made it (``billing_backoffice.audit``). ``reference`` names the business event (bank entry, claim, bill payment ...) and is
     unique, so a replayed event moves no money. Only ``payments.services.ledger.ledger_post`` writes.
     """
 
@@ -60,6 +64,7 @@ class LedgerEntry(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="ledger_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            audit.no_truncate("ledger_no_truncate"),
         ]
 
     def __str__(self) -> str:

@@ -43,7 +43,9 @@ class UnexpectedTask(AssertionError):
 
 
 def reset_database() -> None:
-    with connection.cursor() as cursor:
+    from tests.db_reset import truncation_allowed  # the ledger and audit tables refuse TRUNCATE
+
+    with truncation_allowed(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(RESET_TABLES)} CASCADE")
 
 
