@@ -234,3 +234,16 @@ def test_sec_1_account_admin_refuses_a_card_number_as_name(client):
     assert account.name == "Acme"
     assert response.status_code == 200 and b"card number" in response.content.lower()
     assert PAN.encode() not in response.content  # the refused value is not shown back either
+
+
+def test_sec_1_i6_receiving_account_bank_name_and_currency(now):
+    from remittances.services.accounts import InvalidBankDetails, bank_details_clean
+
+    details = dict(number="DE89370400440532013000", bic="COBADEFFXXX")
+    with pytest.raises(InvalidBankDetails) as refused:
+        bank_details_clean(bank_name=f"Bank {PAN}", currency="USD", **details)
+    assert "card number" in refused.value.detail and PAN not in refused.value.detail
+    for currency in ("XAU", "ZZZ", "KWD"):
+        with pytest.raises(InvalidBankDetails):
+            bank_details_clean(bank_name="Shared Bank", currency=currency, **details)
+    assert bank_details_clean(bank_name="Shared Bank", currency="eur", **details).currency == "EUR"
