@@ -14,3 +14,5 @@ import billing_backoffice.audit  # noqa: E402,F401
 import billing_backoffice.celery_failures  # noqa: E402,F401
 # Logs: request/task context on every line, Django's LOGGING in workers and beat (log_context).
 import billing_backoffice.log_context  # noqa: E402,F401
+# Task outcomes and run times, scheduled jobs' last success (only with METRICS_ENABLED).
+import billing_backoffice.metrics  # noqa: E402,F401

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any, Iterator
 
 from celery.signals import setup_logging, task_postrun, task_prerun
+from django.conf import settings
 from django.utils.functional import SimpleLazyObject, empty
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -118,7 +119,7 @@ def request_id_from(header: str | None) -> str:
 class RequestIdMiddleware:
     """First in MIDDLEWARE: a request id for every line the request logs, echoed back in the
     ``X-Request-ID`` header (gunicorn's access line reads it from there), and one line per
-    request with its status and duration."""
+    request with its status and duration (and the request metrics when they are on)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -130,7 +131,12 @@ class RequestIdMiddleware:
         with log_context(request_id=request_id, request=request):
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
-            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            seconds = time.perf_counter() - started
+            duration_ms = round(seconds * 1000, 1)
+            if settings.METRICS_ENABLED:
+                from billing_backoffice.metrics import observe_request
+
+                observe_request(request, response, seconds)
             quiet = request.path in QUIET_PATHS and response.status_code < 500
             request_logger.log(
                 logging.DEBUG if quiet else logging.INFO,

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: every log line of the request carries its id, every answer echoes it (X-Request-ID).
     "billing_backoffice.log_context.RequestIdMiddleware",
+    # /healthz, /readyz (and /metrics): answered before sessions, auth and host checks (health.py).
+    "billing_backoffice.health.HealthCheckMiddleware",
     # First, so it sees every answer: under /api/ every error is JSON in the console's shape.
     "billing_backoffice.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -179,9 +181,48 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
 # Task modules beside each app's tasks.py (autodiscovery only finds ``tasks``).
-CELERY_IMPORTS = ("payments.billing_tasks", "payments.settlement_tasks")
+CELERY_IMPORTS = ("payments.billing_tasks", "payments.settlement_tasks", "billing_backoffice.health")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Beat writes each entry's last_run_at after every send (not every 3 minutes): /readyz reads the
+# heartbeat entry's, and a restarted beat does not fire what it already sent.
+CELERY_BEAT_SYNC_EVERY = 1
+
+# Queues by kind of work, so a month-end fan-out never delays a hold release or a charge.
+# A worker started without -Q consumes all of them (make run, the tests); production runs one
+# worker on `money` and one on `bulk,maintenance,celery` (Procfile, README "Deployment").
+# Routed by task name here, never in the task modules; a task not listed goes to `celery`.
+from kombu import Queue  # noqa: E402
+
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ("money", "bulk", "maintenance", "celery"))
+_QUEUE_OF_TASKS = {
+    # Moves money or frees a customer's funds: one account, one hold, one charge, one file.
+    "money": (
+        "payments.release_due_holds", "payments.release_hold", "payments.execute_charge",
+        "payments.place_paypal_preauth", "payments.retry_failed_charges", "payments.charge_usage_thresholds",
+        "payments.settle_account", "remittances.import_statement_inbox",
+    ),
+    # Scans of every account and their fan-out chunks (minutes at month end).
+    "bulk": (
+        "payments.generate_monthly_bills", "payments.generate_monthly_bills_chunk", "payments.month_end_deduction",
+        "payments.settlement_sweep", "payments.settle_chunk", "payments.mark_overdue_bills",
+    ),
+    # Housekeeping: nothing waits on it.
+    "maintenance": (
+        "payments.expire_cards", "payments.fail_abandoned_verifications", "payments.close_silent_accounts",
+        "billing_backoffice.prune_scheduled_runs", "billing_backoffice.beat_heartbeat",
+    ),
+}
+CELERY_TASK_ROUTES = {task: {"queue": queue} for queue, tasks in _QUEUE_OF_TASKS.items() for task in tasks}
+
+# --- Operations: health, readiness, metrics (billing_backoffice/health.py, metrics.py) ---------
+BEAT_HEARTBEAT_INTERVAL = timedelta(seconds=env.int("BEAT_HEARTBEAT_SECONDS", default=30))
+# /readyz: beat is "heard from" while its heartbeat is younger than this (3 intervals).
+READYZ_BEAT_MAX_AGE = timedelta(seconds=env.int("READYZ_BEAT_MAX_AGE_SECONDS", default=90))
+# Prometheus text format on a path of its own; off unless asked for (README "Metrics").
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_PATH = env.str("METRICS_PATH", default="/metrics")
 
 # Default beat schedule; installed into django-celery-beat's tables by a migration-safe
 # command (`manage.py sync_beat_schedule`, run by `make run`), then editable in the admin.
@@ -209,6 +250,8 @@ BILLING_BEAT_SCHEDULE = {
     },
     # Housekeeping: finished scheduled runs (the once-per-window guard) older than 90 days.
     "prune-scheduled-runs": {"task": "billing_backoffice.prune_scheduled_runs", "every": timedelta(days=1)},
+    # Beat's own heartbeat (a no-op task): /readyz checks this entry's last send (health.py).
+    "beat-heartbeat": {"task": "billing_backoffice.beat_heartbeat", "every": BEAT_HEARTBEAT_INTERVAL},
 }
 
 # --- Payment gateways ---------------------------------------------------------------------
