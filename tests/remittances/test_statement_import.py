@@ -628,6 +628,8 @@ def test_rem_2_unmatched_queue_filters_and_search(client, finance_user, queue, s
     from django.utils import timezone
 
     client.force_login(finance_user)
+    # The age filter reads the real clock: the lines arrived just now, whatever the date today.
+    queue.update(received_at=timezone.now())
     unmatched = set(queue.filter(status=Status.UNMATCHED).values_list("pk", flat=True))
     assert listed(client, status__exact="unmatched") == unmatched and len(unmatched) == 7
     assert listed(client, age="today") == set(queue.values_list("pk", flat=True))
