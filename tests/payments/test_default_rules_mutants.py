@@ -167,6 +167,10 @@ def test_del_2_default_refused_with_its_code_while_others_exist(now):
     with pytest.raises(RemovalRefused) as caught:
         payment_method_remove(method_id=default.pk, now=now)
     assert (caught.value.rule, caught.value.code) == ("DEL-2", "default_method_in_use")
+    assert caught.value.detail == (
+        "This is the default payment method and the account has other methods; "
+        "switch the default to another active method first."
+    )
     assert (fresh(default).status, fresh(default).is_default) == (Status.ACTIVE, True)
 
 
@@ -245,3 +249,16 @@ def test_del_3_a_pending_method_is_not_blocked_by_resources(now):
     pending = CardMethodFactory(account=account, status=Status.PENDING)
     payment_method_remove(method_id=pending.pk, now=now)
     assert fresh(pending).status == Status.REMOVED
+
+
+def test_del_2_only_the_accounts_own_methods_count_and_inherit_the_default(now):
+    """Another account's methods neither block removing this default nor receive it."""
+    account = AccountFactory()
+    only = CardMethodFactory(account=account, is_default=True)
+    expired = CardMethodFactory(account=account, status=Status.EXPIRED)
+    neighbour_default = CardMethodFactory(is_default=True)
+    neighbour_spare = CardMethodFactory(account=neighbour_default.account)
+    payment_method_remove(method_id=expired.pk, now=now)
+    payment_method_remove(method_id=only.pk, now=now)
+    assert fresh(only).status == Status.REMOVED
+    assert (fresh(neighbour_default).is_default, fresh(neighbour_spare).is_default) == (True, False)
