@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+import time_machine
 
 from payments.gateways import simulated
 from payments.services import CardInput
@@ -16,9 +17,39 @@ def fresh_simulated_processor():
     simulated.reset()
 
 
+# The moment the ``now`` fixture stands at. Fixed, so a test reads the same dates whatever day and
+# hour the suite runs (CI runs it a second time under a shifted clock, see .ci/run).
+FROZEN_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
 @pytest.fixture
-def now() -> datetime:
-    return datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+def frozen_clock():
+    """Every Python clock of this process stands at ``FROZEN_NOW`` and ticks on from there.
+
+    How the suite handles time (one rule: a test never mixes a frozen clock with the wall clock):
+
+    - A test that takes ``now`` (or ``frozen_clock``) lives at ``FROZEN_NOW``: what it passes to the
+      services and what the code it exercises reads itself (``timezone.now()`` in admin filters
+      such as "Today" and the age filters, the dashboard, API views, tasks, sessions, TOTP, file
+      names) agree, every thread included. ``tick=True``: time moves on, so durations, leases and
+      orderings behave, and a test never runs long enough to cross a midnight from noon.
+    - To live through time, move this clock (``frozen_clock.move_to(now + timedelta(days=2))`` or
+      ``frozen_clock.shift(...)``) rather than passing a later ``now`` to a service next to code that
+      reads the clock itself.
+    - The database's own ``now()`` (pghistory's ``pgh_created_at``, raw SQL ``now()``) is the wall
+      clock, which no Python fixture can move: a test that compares such a time with a Python time
+      takes neither ``now`` nor ``frozen_clock`` and reads the real clock (``timezone.now()``) only.
+    - A subprocess (``manage.py`` run with ``subprocess``) is not frozen either: a test with one
+      reads the real clock too.
+    """
+    with time_machine.travel(FROZEN_NOW, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def now(frozen_clock) -> datetime:
+    """``FROZEN_NOW``, with every Python clock there too (see ``frozen_clock``)."""
+    return FROZEN_NOW
 
 
 def card_input(number: str = "4242424242424242", **overrides) -> CardInput:

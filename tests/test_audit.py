@@ -309,7 +309,9 @@ def test_sec_2_audit_log_page_for_superuser_and_auditors_only(client, as_role, m
     assert client.get(AUDIT_LOG + "add/").status_code in (302, 404)
 
 
-def test_sec_2_audit_log_filters_by_model_actor_date_and_object_id(client, now, as_role):
+def test_sec_2_audit_log_filters_by_model_actor_date_and_object_id(client, as_role):
+    """Event times are the database's own ``now()`` (the wall clock): no frozen ``now`` here, and
+    the day filtered on is read from the database, so the test holds across a midnight too."""
     client = as_role("superuser")
     staff = UserFactory(username="filter-actor")
     a, b = AccountFactory(), AccountFactory()
@@ -325,7 +327,9 @@ def test_sec_2_audit_log_filters_by_model_actor_date_and_object_id(client, now, 
     assert listed(model="payments.paymentmethod") == {(PaymentMethod, method.pk, "insert")}
     assert listed(actor="filter-actor") == {(Account, b.pk, "update")}
     assert listed(model="payments.account", q=str(b.pk)) == {(Account, b.pk, "insert"), (Account, b.pk, "update")}
-    today = timezone.now().date()
+    with connection.cursor() as cursor:  # the day of this test's transaction, when its events happened
+        cursor.execute("SELECT (now() AT TIME ZONE 'UTC')::date")
+        today = cursor.fetchone()[0]
     assert (Account, a.pk, "insert") in listed(since=today.isoformat(), until=today.isoformat())
     assert listed(until=(today - timedelta(days=1)).isoformat()) == set()
     response = client.get(AUDIT_LOG, {"q": "not-an-id"})
