@@ -436,7 +436,7 @@ class VerificationHoldAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
 
         run_service_action(
             self, request, queryset,
-            lambda hold: hold_release(hold_id=hold.pk, now=now),
+            lambda hold: hold_release(hold_id=hold.pk, now=now, actor=request.user),
             done_message="Released {count} hold(s).",
             check=not_released,
         )

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.permissions import staff_require
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.errors import AccountNotFound
 from payments.models import Account, Bill, LedgerEntry
@@ -29,6 +30,10 @@ from payments.services.settlement import (
 )
 
 logger = logging.getLogger(__name__)
+
+# SEC-3: who may pay a bill by hand (SET-3) and switch an account's settlement (SET-1).
+PAY_BILL_PERMISSION = "payments.pay_bill"
+SWITCH_SETTLEMENT_PERMISSIONS = ("payments.pay_bill", "payments.change_account")
 
 
 class BillNotFound(NotFound):
@@ -178,7 +183,9 @@ def bill_pay_manual(*, bill_id: int, actor, now: datetime) -> Bill:
 
     The ledger entry uses the settlement's reference (``settle:<bill>:<paid before>``), so the
     two paths can never both pay the same allocation (SET-4); the entry records who paid it.
+    SEC-3: ``actor`` needs ``payments.pay_bill`` (``SYSTEM`` for a job or the demo seed).
     """
+    staff_require(actor, permission=PAY_BILL_PERMISSION, action="pay bills from the balance")
     account_id = Bill.objects.filter(pk=bill_id).values_list("account_id", flat=True).first()
     if account_id is None:
         raise BillNotFound()
@@ -240,8 +247,10 @@ def settlement_switch(*, account_id: int, enabled: bool, actor, now: datetime) -
     The record is an admin ``LogEntry`` on the account (user, time, message), shown in the
     account's history, plus a log line. Switching it on asks for a settlement at once (the
     account may hold money and unpaid bills). Setting the current value changes nothing and
-    records nothing.
+    records nothing. SEC-3: ``actor`` needs ``payments.pay_bill`` or ``payments.change_account``
+    (the admin's ``can_switch_settlement``), or is ``SYSTEM``.
     """
+    staff_require(actor, permission=SWITCH_SETTLEMENT_PERMISSIONS, action="switch automatic settlement")
     try:
         account = Account.objects.select_for_update().get(pk=account_id)
     except Account.DoesNotExist:

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
 from billing_backoffice.errors import Conflict, NotFound
+from billing_backoffice.permissions import SYSTEM, staff_require
 from billing_backoffice.item_failures import JobItems, open_failures_q
 from billing_backoffice.models import JobItemFailure
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
@@ -114,7 +115,9 @@ def _take_lease(hold: VerificationHold, *, now: datetime) -> uuid.UUID | None:
     return token
 
 
-def hold_release(*, hold_id: int, now: datetime, lease_token: uuid.UUID | None = None) -> VerificationHold:
+def hold_release(
+    *, hold_id: int, now: datetime, lease_token: uuid.UUID | None = None, actor=SYSTEM
+) -> VerificationHold:
     """HOLD-2 / I4: void one hold at the gateway, then mark it released, exactly once.
 
     The release job passes the ``lease_token`` of its claim; the admin passes none and this
@@ -123,7 +126,11 @@ def hold_release(*, hold_id: int, now: datetime, lease_token: uuid.UUID | None =
     A transient gateway failure leaves the hold ``release_failed`` with its lease cleared, so
     the next run retries it with the same idempotency key. An already released hold is
     returned as is, with no gateway call.
+
+    SEC-3: a staff member (the admin's "release now") passes ``actor`` and needs
+    ``payments.release_verificationhold``; the release job and its task are ``SYSTEM``.
     """
+    staff_require(actor, permission="payments.release_verificationhold", action="release verification holds")
     try:
         hold = VerificationHold.objects.select_related("payment_method").get(pk=hold_id)
     except VerificationHold.DoesNotExist:

@@ -27,6 +27,7 @@ from schwifty.exceptions import SchwiftyException
 from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.free_text import contains_card_number
+from billing_backoffice.permissions import StaffPermissionDenied, staff_require
 from payments.errors import AccountNotFound, AccountStateError
 from payments.models import Account
 from remittances import numbering
@@ -45,10 +46,8 @@ MAX_NUMBER_ATTEMPTS = 10
 # --- errors -----------------------------------------------------------------------------------
 
 
-class PermissionRefused(BillingError):
-    code = "permission_denied"
-    rule = "SEC-3"
-    http_status = 403
+# SEC-3: the one staff-permission error (billing_backoffice.permissions), under its old name.
+PermissionRefused = StaffPermissionDenied
 
 
 class CreditNotApproved(BillingError):
@@ -92,9 +91,7 @@ class ReceivingAccountConflict(Conflict):
 
 
 def _require(actor, codename: str, what: str) -> None:
-    if actor is None or not actor.has_perm(f"remittances.{codename}"):
-        name = getattr(actor, "username", None) or "Nobody"
-        raise PermissionRefused(f"{name} may not {what} (permission remittances.{codename}).")
+    staff_require(actor, permission=f"remittances.{codename}", action=what, system_allowed=False)
 
 
 def _locked_remittance_account(remittance_account_id: int) -> RemittanceAccount:

@@ -36,6 +36,7 @@ from django.db.models.functions import Concat
 
 from billing_backoffice import money as money_checks
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.permissions import StaffPermissionDenied, staff_require
 from billing_backoffice.free_text import free_text_check
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
@@ -127,10 +128,8 @@ class FourEyesViolation(BillingError):
     rule = "CLM-3"
 
 
-class ClaimPermissionDenied(BillingError):
-    code = "permission_denied"
-    rule = "SEC-3"
-    http_status = 403
+# SEC-3: the one staff-permission error (billing_backoffice.permissions), under its old name.
+ClaimPermissionDenied = StaffPermissionDenied
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -138,8 +137,7 @@ class ClaimPermissionDenied(BillingError):
 
 def _require_perm(actor, *perms: str, action: str) -> None:
     """SEC-3: ``actor`` holds at least one of ``perms``."""
-    if actor is None or not any(actor.has_perm(p) for p in perms):
-        raise ClaimPermissionDenied(f"You are not allowed to {action} remittance claims.")
+    staff_require(actor, permission=perms, action=f"{action} remittance claims", system_allowed=False)
 
 
 class ClaimAmountNotInCurrency(ClaimInvalid):

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 
 from billing_backoffice import money
 from billing_backoffice.errors import BillingError, Conflict, NotFound
+from billing_backoffice.permissions import StaffPermissionDenied, staff_require
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.money import InvalidAmount, InvalidCurrency  # noqa: F401 - re-exported
 from payments.errors import AccountNotFound
@@ -73,12 +74,8 @@ class CreditRequestDecided(Conflict):
     rule = "CRED-1"
 
 
-class CreditDecisionNotPermitted(BillingError):
-    """SEC-3: only holders of ``approve_creditlimitrequest`` decide applications."""
-
-    code = "not_permitted"
-    rule = "SEC-3"
-    http_status = 403
+# SEC-3: the one staff-permission error (billing_backoffice.permissions), under its old name.
+CreditDecisionNotPermitted = StaffPermissionDenied
 
 
 class CreditSelfDecision(BillingError):
@@ -140,8 +137,8 @@ def credit_request_submit(
         # CRED-2 needs to know who recorded it; SEC-3: only staff allowed to record may.
         if recorded_by is None:
             raise CreditRequestRefused("A staff-recorded application names who recorded it.", code="invalid_source")
-        if not recorded_by.has_perm(RECORD_PERMISSION):
-            raise CreditDecisionNotPermitted(f"{recorded_by} may not record credit applications.")
+        staff_require(recorded_by, permission=RECORD_PERMISSION, action="record credit applications",
+                      system_allowed=False)
     elif source != Source.CONSOLE:
         raise CreditRequestRefused(f"Unknown source {source!r}.", code="invalid_source")
 
@@ -244,8 +241,7 @@ def _locked_for_decision(*, request_id: int, actor, decision: str) -> CreditLimi
 
     Returns it still ``submitted``, or already carrying ``decision`` by ``actor`` (a replay).
     """
-    if actor is None or not actor.has_perm(APPROVE_PERMISSION):
-        raise CreditDecisionNotPermitted(f"{actor} may not decide credit applications.")
+    staff_require(actor, permission=APPROVE_PERMISSION, action="decide credit applications", system_allowed=False)
     try:
         request = CreditLimitRequest.objects.select_for_update().get(pk=request_id)
     except CreditLimitRequest.DoesNotExist:
