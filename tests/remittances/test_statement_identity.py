@@ -140,3 +140,21 @@ def test_rem_4_a_position_keyed_repeat_with_the_same_figures_is_a_duplicate(dedi
     statement_import(data=mt940(reference="", lines=NO_REF_60), now=now)
     again = statement_import(data=mt940(reference="", lines=NO_REF_60) + b"\n\n", now=now)
     assert (again.duplicates, again.review) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.race
+def test_rem_4_race_the_notification_and_the_day_statement_imported_at_once_credit_once(now):
+    """Two messages of one transfer under different references, imported at the same moment:
+    without the per-account turn each import would miss the other's uncommitted keys."""
+    from tests.concurrency import run_at_once
+
+    receiving = make_receiving_account(
+        number=build.DEDICATED_IBAN, kind=RemittanceAccount.Kind.DEDICATED, account=AccountFactory(), now=now
+    )
+    files = [notification(entry_ref="NTF-E-1", detail_ref="TX-1"), day_statement(entry_ref="NTF-E-1")]
+    results = run_at_once([lambda data=data: statement_import(data=data, now=now) for data in files], timeout=120)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted((r.credited, r.duplicates) for r in results) == [(0, 1), (1, 0)]
+    assert BankTransaction.objects.count() == 1
+    assert credits_on(receiving) == 1
