@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run test bench migrate clean mutate
+.PHONY: install run test bench migrate clean deploy-check mutate
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,21 @@ install: $(VENV)/.installed
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-# exec: make's own child is then the script, so the SIGTERM make forwards reaches the script,
-# which stops everything it started (a plain `sh -c` would die and leave the script running).
+# The Procfile's processes under honcho: Ctrl-C (or SIGTERM to make) stops them all, and one that
+# dies stops the others. exec: make's own child is then honcho, so the signal make forwards
+# reaches it. Locally two web workers; the embedded PostgreSQL stays up for the next command.
 run: install
-	PORT=$(PORT) exec bash scripts/run.sh
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py sync_beat_schedule
+	$(PY) manage.py seed_demo
+	@echo "Admin: http://127.0.0.1:$(PORT)/admin/  API docs: http://127.0.0.1:$(PORT)/api/v1/docs/  (Ctrl-C stops everything)"
+	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} exec $(VENV)/bin/honcho -f Procfile start -p $(PORT)
+
+# Deploys on this machine as README "Deployment" says (PgBouncer, Redis, gunicorn, two workers,
+# beat), drives it for DEPLOY_CHECK_SECONDS (120) with faults, checks the invariants; writes
+# benchmarks/results/deploy.json. Needs root (installs pgbouncer if missing) and PostgreSQL.
+deploy-check: install
+	bash scripts/deploy_check.sh
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -143,6 +143,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# `make run` serves through gunicorn too (the Procfile's web): with DEBUG, WhiteNoise finds the
+# apps' static files itself, so no collectstatic is needed locally.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
