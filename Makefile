@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run test bench migrate clean deploy-check mutate
+.PHONY: install run test bench migrate clean deploy-check mutate test-shifted
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,25 @@ deploy-check: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# --- shifted-clock pass (the suite passes at any date and time of day) ---
+# The whole suite again with every clock a few minutes before this year's last midnight UTC:
+# libfaketime by an offset (it ticks, and every process, Python and the embedded PostgreSQL
+# started for this run alike, reads the same shifted time). DATABASE_URL and CELERY_BROKER_URL
+# are unset: a server already running on the real clock would mix clocks; the broker is memory://.
+# BILLING_SHIFTED_CLOCK=1 lets a test that ages a file skip here (file times are not shifted).
+SHIFT_TO ?= $(shell date -u +%Y)-12-31 23:55:00
+test-shifted: install
+	@command -v faketime >/dev/null || { echo "test-shifted needs Debian's faketime: apt-get install faketime"; exit 1; }
+	@local_dir=$$(mktemp -d) && offset=$$(( $$(date -u -d '$(SHIFT_TO)' +%s) - $$(date -u +%s) )) && \
+	echo "Shifted clock: from $(SHIFT_TO) UTC (offset $$offset s), embedded PostgreSQL in $$local_dir" && \
+	status=0 && env -u DATABASE_URL -u CELERY_BROKER_URL BILLING_LOCAL_DIR="$$local_dir" BILLING_SHIFTED_CLOCK=1 \
+	  faketime -f "$$(printf '%+ds' "$$offset")" $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	pid=$$(head -n 1 "$$local_dir/pgdata/postmaster.pid" 2>/dev/null); \
+	if [ -n "$$pid" ]; then kill -INT "$$pid" 2>/dev/null; \
+	  for _ in $$(seq 1 30); do kill -0 "$$pid" 2>/dev/null || break; sleep 1; done; fi; \
+	rm -rf "$$local_dir"; exit $$status
+# --- end of the shifted-clock pass ---
 
 # Mutation testing of the rule modules (scripts/mutate.sh; README "Mutation testing"). Not part of
 # `make test`: about 30-45 min on 2 cores. MUTATE_GROUPS picks groups, e.g. "eligibility card_validation".
