@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "import_export",
     "payments",
     "remittances",
+    "billing_backoffice.demo",  # seed_demo: above both apps, imported by neither
 ]
 
 MIDDLEWARE = [

@@ -20,9 +20,10 @@ from django.utils import timezone
 from stdnum import luhn
 
 from billing_backoffice.dashboard import billing_dashboard
-from payments import demo, eligibility
+from billing_backoffice.demo import seed as demo
+from payments import eligibility
 from payments.billing_tasks import previous_period
-from payments.demo.profiles import CYCLE, Profile, billing_profile
+from billing_backoffice.demo.profiles import CYCLE, Profile, billing_profile
 from payments.eligibility import Region
 from payments.gateways import simulated
 from payments.models import (
@@ -319,7 +320,7 @@ def demo_user(name: str):
 
 
 def test_seed_demo_tells_every_billing_story_and_shapes_its_account():
-    """Each story of payments.demo.profiles is told (the stories repeat every len(CYCLE)
+    """Each story of billing_backoffice.demo.profiles is told (the stories repeat every len(CYCLE)
     accounts with a story), on an active account with the KYC status and default method it needs."""
     seed()
     told = Counter(billing_profile(int(uid[5:-1])) for uid in

@@ -47,7 +47,7 @@ class AccountBuilder:
         self.index = index
         self.now = now
         self.manager = manager
-        self.history_start = history_start  # the billing story's first event (payments.demo.clock)
+        self.history_start = history_start  # the billing story's first event (billing_backoffice.demo.clock)
         self.slot = 0  # per-account method counter; part of every generated identifier
 
     # --- small helpers -----------------------------------------------------------------------
@@ -135,7 +135,7 @@ class AccountBuilder:
         plan = AccountPlan(account=self.account, created_at=created)
         self.created, self.end = created, now  # methods are linked while the account was active
         account = self.account
-        # An account with a billing story (payments.demo.profiles) is active, with the KYC status
+        # An account with a billing story (billing_backoffice.demo.profiles) is active, with the KYC status
         # its story needs; the others live their own life cycle.
         profile = billing_profile(self.index)
         if profile == Profile.NONE:

@@ -4,7 +4,7 @@ Contract (DESIGN.md): staff users ``admin`` (superuser), ``manager`` (group "Acc
 ``finance`` (group "Finance staff"); the password comes from ``DEMO_PASSWORD`` and is printed.
 A second account manager ``manager2`` decides the credit applications ``manager`` recorded (CRED-2).
 Running it again creates nothing and changes nothing. The data itself is built by
-``payments.demo``; the summary lists what the demo holds, billing and remittances included.
+``billing_backoffice.demo``; the summary lists what the demo holds, billing and remittances included.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from billing_backoffice.audit import command_audit
-from payments.demo import ACCOUNT_COUNT, demo_uid, seed_demo
+from billing_backoffice.demo.seed import ACCOUNT_COUNT, demo_uid, seed_demo
 
 
 class Command(BaseCommand):

@@ -33,7 +33,7 @@ PAYMENT_HABITS = ("prompt", "partial", "late", "prompt", "overpays")  # taken in
 
 
 class CreditSide:
-    """Mixed into ``payments.demo.billing.Story``, whose state and helpers it uses."""
+    """Mixed into ``billing_backoffice.demo.billing.Story``, whose state and helpers it uses."""
 
     # --- applications (CRED-1, CRED-2) and what approval brings (REM-1, REM-3, SET-1) ----------
 
@@ -107,7 +107,7 @@ class CreditSide:
     def issue_dedicated(self, when: datetime) -> None:
         self.dedicated = dedicated_account_issue(account_id=self.account.pk, actor=self.staff.manager, now=when)
 
-    # --- money by bank transfer (asked by payments.demo.bank) -------------------------------------
+    # --- money by bank transfer (asked by billing_backoffice.demo.bank) -------------------------------------
 
     def owed(self) -> Decimal:
         """What the account still owes beyond the money it already holds."""

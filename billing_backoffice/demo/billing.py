@@ -11,8 +11,8 @@ moment in the past:
 - orders (``order_place``, PAY-1, CRED-3), failed charges retried a day later (``charge_retry``),
   bills marked overdue the day after their due date (CRED-3);
 - credit applications, the dedicated remittance account, the settlement switch, finance's manual
-  payment and how much the customer sends by bank transfer (``payments.demo.credit``); the
-  transfers themselves are the bank's part (``payments.demo.bank``).
+  payment and how much the customer sends by bank transfer (``billing_backoffice.demo.credit``); the
+  transfers themselves are the bank's part (``billing_backoffice.demo.bank``).
 
 The month-end charge row is written here, as the deduction job writes it (one pending
 ``month_end`` charge per unpaid monthly bill, key ``charge-<bill>-1``), because
@@ -103,7 +103,7 @@ class Story(CreditSide):
         self.orders = 0
         self.paid_by_hand = False
         self.pending_request = None  # CREDIT_AFTER_THRESHOLD: the application waiting for its decision
-        # How this customer sends money by bank transfer (``payments.demo.bank``): to its
+        # How this customer sends money by bank transfer (``billing_backoffice.demo.bank``): to its
         # dedicated account, to the shared account (then claimed), or not at all.
         self.route = None
         self.dedicated = None

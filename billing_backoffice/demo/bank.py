@@ -7,7 +7,7 @@
   received a transfer (credited at once, REM-1), and one per shared account with the customers'
   transfers, transfers nobody has claimed yet, and on some days a bank fee, a pending credit, a
   transfer in the wrong currency (review) and a batch of two transfers (REM-6).
-- Transfers on the shared account are claimed (``payments.demo.claims``): on the older days the
+- Transfers on the shared account are claimed (``billing_backoffice.demo.claims``): on the older days the
   claims are decided, today's are at every step of the way.
 Each customer's story decides how much it sends (``Story.transfer``), from what it owes that day.
 """
