@@ -325,10 +325,11 @@ def test_crash_mid_month_end_chunk_before_commit_pay_3_i2_redelivery_bills_each_
     original = billing._flag_accounts_sql
     calls = []
 
-    def failing_statement() -> str:  # the third statement of the chunk fails the first time
+    def failing_statement() -> str:  # the worker dies before the chunk's third statement, the first time
         calls.append(1)
         if len(calls) == 1:
-            return "SELECT 1 / (cardinality(%(bill_ids)s::bigint[]) - cardinality(%(bill_ids)s::bigint[]))"
+            # Not a database refusal (that is a poison account, isolated and recorded): a crash.
+            raise RuntimeError("worker killed mid-chunk")
         return original()
 
     monkeypatch.setattr(billing, "_flag_accounts_sql", failing_statement)

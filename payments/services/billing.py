@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Sum
 
 from billing_backoffice import money
@@ -193,8 +193,20 @@ def monthly_bill_chunks(*, period: str, chunk_size: int | None = None) -> list[A
     ]
 
 
-def _claim_and_insert_bills_sql(skipped_sql: str) -> str:
+def _skipped_sql() -> str:
+    return skipped_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=None)[0]
+
+
+def _failure_params(now: datetime) -> dict:
+    return {
+        **skipped_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)[1],
+        **resolved_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)[1],
+    }
+
+
+def _claim_and_insert_bills_sql() -> str:
     usage, bill, account = UsageRecord._meta.db_table, Bill._meta.db_table, Account._meta.db_table
+    skipped_sql = _skipped_sql()
     # 1. lock the chunk's unbilled rows of the month in id order (the threshold charge locks the
     #    same rows in the same order, so the two never deadlock; rows it took meanwhile are
     #    re-checked after the wait and skipped), but those of accounts whose billing failed and
@@ -232,10 +244,11 @@ def _claim_and_insert_bills_sql(skipped_sql: str) -> str:
     """
 
 
-def _flag_accounts_sql(resolved_sql: str) -> str:
+def _flag_accounts_sql() -> str:
     # DEL-3: every billed account now has an outstanding bill (the settlement clears it again).
     # The same statement resolves the failures of billed accounts that had failed before.
     account, bill = Account._meta.db_table, Bill._meta.db_table
+    resolved_sql = resolved_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=None)[0]
     return f"""
         WITH resolved AS ({resolved_sql})
         UPDATE {account} SET has_outstanding_bills = TRUE
@@ -271,41 +284,43 @@ def monthly_bills_generate_chunk(*, period: str, now: datetime, chunk: AccountCh
     bounded, and left out of the chunk statement meanwhile (billing_backoffice/item_failures.py).
     """
     first, end = period_bounds(period)
-    skipped_sql, skipped_params = skipped_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
-    resolved_sql, resolved_params = resolved_ids_sql(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
     params = {
         "period": period, "first": chunk.first_account_id, "last": chunk.last_account_id,
         "unbilled": UsageRecord.Status.UNBILLED, "billed": UsageRecord.Status.BILLED,
         "kind": Bill.Kind.MONTHLY, "open": Bill.Status.OPEN, "start": first, "end": end, "now": now,
-        "due": now.date(), "credit_due": now.date() + CREDIT_PAYMENT_TERMS, **skipped_params, **resolved_params,
+        "due": now.date(), "credit_due": now.date() + CREDIT_PAYMENT_TERMS, **_failure_params(now),
     }
-    statements = (_claim_and_insert_bills_sql(skipped_sql), _link_usage_sql(), _flag_accounts_sql(resolved_sql))
     try:
-        return _bill_accounts(params, statements)
+        return _bill_accounts(params)
     except NOT_ISOLATED:
         raise
-    except Exception as error:  # noqa: BLE001  (one account's usage; found below)
+    except DatabaseError as error:  # one account's usage the database refuses; found below
+        # Only database refusals are isolated: a bug or a crash would fail every account alike.
         logger.warning("PAY-3: chunk %s of %s failed (%s); billing it account by account", chunk, period,
                        type(error).__name__)
     items = JobItems(job=MONTHLY_BILLS_JOB, item_kind="payments.account", now=now)
     bill_ids: list[int] = []
-    for account_id in _unbilled_account_ids(params, skipped_sql):
-        outcome = items.run(account_id, lambda: _bill_accounts({**params, "first": account_id, "last": account_id}, statements))
+    for account_id in _unbilled_account_ids(params):
+        outcome = items.run(
+            account_id, lambda: _bill_accounts({**params, "first": account_id, "last": account_id}),
+            isolate=(DatabaseError,),
+        )
         bill_ids += outcome.value if outcome.ok else []
     return bill_ids
 
 
-def _bill_accounts(params: dict, statements: tuple[str, str, str]) -> list[int]:
-    claim_sql, link_sql, flag_sql = statements
+def _bill_accounts(params: dict) -> list[int]:
     for attempt in range(2):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(claim_sql, params)
+                cursor.execute(_claim_and_insert_bills_sql(), params)
                 rows = cursor.fetchall()
                 bill_ids = [row[0] for row in rows]
                 if bill_ids:
-                    cursor.execute(link_sql, {**params, "bill_ids": bill_ids})
-                    cursor.execute(flag_sql, {**params, "bill_ids": bill_ids, "resolve_ids": [row[1] for row in rows]})
+                    cursor.execute(_link_usage_sql(), {**params, "bill_ids": bill_ids})
+                    cursor.execute(
+                        _flag_accounts_sql(), {**params, "bill_ids": bill_ids, "resolve_ids": [row[1] for row in rows]}
+                    )
                 return bill_ids
         except IntegrityError:
             # A concurrent run billed late usage of the same account and month under the same
@@ -315,7 +330,7 @@ def _bill_accounts(params: dict, statements: tuple[str, str, str]) -> list[int]:
     return []  # pragma: no cover
 
 
-def _unbilled_account_ids(params: dict, skipped_sql: str) -> list[int]:
+def _unbilled_account_ids(params: dict) -> list[int]:
     """The chunk's accounts with unbilled usage in the period, but those skipped (one query)."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -323,7 +338,7 @@ def _unbilled_account_ids(params: dict, skipped_sql: str) -> list[int]:
             SELECT DISTINCT account_id FROM {UsageRecord._meta.db_table}
             WHERE status = %(unbilled)s AND period = %(period)s
               AND account_id >= %(first)s AND (%(last)s::bigint IS NULL OR account_id <= %(last)s::bigint)
-              AND account_id NOT IN ({skipped_sql})
+              AND account_id NOT IN ({_skipped_sql()})
             ORDER BY account_id
             """,
             params,
