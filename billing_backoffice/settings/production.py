@@ -35,3 +35,11 @@ ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=True)
 # One JSON object per log line for the log pipeline (LOG_FORMAT=text for a terminal).
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+
+# Behind PgBouncer in transaction pooling mode (README "Deployment"): a connection serves one
+# transaction, then another client's. So no server-side cursors (a named cursor outlives the
+# transaction that declared it) and no prepared statements (psycopg prepares a query after 5 runs,
+# on a server connection the next transaction may not get).
+if env.bool("DATABASE_BEHIND_PGBOUNCER", default=False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True  # noqa: F405
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None  # noqa: F405
