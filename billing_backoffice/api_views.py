@@ -1,7 +1,7 @@
 """Base classes of every console API view: token auth, strict query parameters, bounded pages.
 
 A query parameter the operation does not document answers 400 naming it, and so does one sent
-twice, instead of being ignored: a typo (``?stauts=removed``) must not silently show another
+twice or empty, instead of being ignored: a typo (``?stauts=removed``) must not silently show another
 list. Pages: ``billing_backoffice.api_pagination``.
 """
 
@@ -37,6 +37,8 @@ class StrictQueryParametersMixin:
                 refused[name] = ["Unknown query parameter."]
             elif len(values) > 1:
                 refused[name] = ["Send this query parameter once."]
+            elif values[0] == "":  # "?status=" is no status, not "any status": say so
+                refused[name] = ["Give this query parameter a value, or leave it out."]
         if refused:
             raise exceptions.ValidationError(refused)
 

@@ -120,6 +120,12 @@ def test_query_parameter_sent_twice_is_400(api, account_with_methods):
     assert assert_json_error(response, 400)["fields"] == {"status": ["Send this query parameter once."]}
 
 
+def test_empty_query_parameter_is_400_not_an_unfiltered_list(api, account_with_methods):
+    account, _ = account_with_methods
+    response = api.get(f"/api/v1/accounts/{account.pk}/payment-methods/?status=")
+    assert list(assert_json_error(response, 400)["fields"]) == ["status"]
+
+
 def test_unknown_query_parameter_needs_a_token_first(account_with_methods):
     account, _ = account_with_methods
     response = APIClient().get(f"/api/v1/accounts/{account.pk}/?foo=1")

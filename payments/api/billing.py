@@ -151,7 +151,7 @@ class UsageCreateView(ConsoleAPIView):
             "charged (PAY-2) or the monthly bill is generated (PAY-3)."
         ),
         request=UsageCreateSerializer,
-        responses={201: UsageSerializer, 200: UsageSerializer, **_errors(400, 404, 409)},
+        responses={201: UsageSerializer, 200: UsageSerializer, **_errors(400, 404, 409, 422)},
     )
     def post(self, request, account_id: int):
         form = UsageCreateSerializer(data=request.data)
