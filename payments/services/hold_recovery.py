@@ -23,7 +23,7 @@ from django.conf import settings
 
 from payments.gateways import GatewayError, IdempotencyKeyReused
 from payments.models import PaymentMethod
-from payments.services.linking import hold_amount_for, hold_auth_answered, hold_authorize, hold_record
+from payments.services.verification import hold_amount_for, hold_auth_answered, hold_authorize, hold_record
 
 logger = logging.getLogger(__name__)
 

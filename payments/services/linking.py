@@ -1,4 +1,4 @@
-"""Linking cards and PayPal: eligibility, validation, 3-D Secure and the verification hold.
+"""Linking cards and PayPal: eligibility, validation and 3-D Secure; the hold is ``verification``.
 
 Rules: ELIG-2..7, LINK-1..7, HOLD-1, HOLD-3, DEF-1 (through ``payment_method_activate``).
 Gateway calls never run inside a database transaction or under a row lock: the method is
@@ -13,7 +13,6 @@ import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,7 +20,6 @@ from django.views.decorators.debug import sensitive_variables
 from django_countries import countries
 from stdnum import luhn
 
-from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import free_text_check
 from payments import eligibility
 from payments.eligibility import Network
@@ -34,28 +32,25 @@ from payments.errors import (
     VerificationNotPending,
 )
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
-from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge
 from payments.services.attempts import link_attempt_record
-from payments.services.defaults import payment_method_activate
+from payments.services.verification import (  # noqa: F401 (re-exported: linking's public names)
+    DECLINES,
+    EURO_COUNTRIES,
+    LOCAL_HOLD_AMOUNTS,
+    GatewayUnavailable,
+    hold_amount_for,
+    hold_auth_answered,
+    hold_authorize,
+    hold_record,
+    link_refuse,
+    payment_method_fail,
+    payment_method_verify_with_hold,
+)
 
 Reason = LinkAttempt.Reason
 Outcome = LinkAttempt.Outcome
 Status = PaymentMethod.Status
-
-# HOLD-1: USD 1.00, or the local-currency equivalent where the account's country has one.
-LOCAL_HOLD_AMOUNTS = {
-    "GB": ("GBP", Decimal("1.00")),
-    "MY": ("MYR", Decimal("5.00")),
-    "JP": ("JPY", Decimal("150")),
-}
-# The EU territories with their own codes (ELIG-1) all use the euro, Aland and Saint-Martin too.
-EURO_COUNTRIES = eligibility.EU_COUNTRY_CODES - {"BG", "CZ", "DK", "HU", "PL", "RO", "SE"}
-
-
-class GatewayUnavailable(BillingError):
-    code = "gateway_unavailable"
-    http_status = 503
-    default_detail = "The payment gateway did not answer; nothing was linked. Try again."
 
 
 @dataclass(frozen=True)
@@ -86,17 +81,6 @@ def card_fingerprint(number: str) -> str:
     return hmac.new(settings.CARD_FINGERPRINT_KEY.encode(), number.encode(), hashlib.sha256).hexdigest()
 
 
-def hold_amount_for(account: Account) -> tuple[Decimal, str]:
-    """HOLD-1: the amount and currency of the verification hold for this account."""
-    country = str(account.country)
-    if country in LOCAL_HOLD_AMOUNTS:
-        currency, amount = LOCAL_HOLD_AMOUNTS[country]
-        return amount, currency
-    if country in EURO_COUNTRIES:
-        return Decimal("1.00"), "EUR"
-    return Decimal("1.00"), "USD"
-
-
 # --- checks shared by cards and PayPal ------------------------------------------------------
 
 
@@ -121,20 +105,6 @@ def _account_refusal(account: Account) -> LinkRefused | None:
             reason=Reason.KYC_REQUIRED,
         )
     return None
-
-
-def _refuse(account: Account, kind: str, error: LinkRefused, now: datetime, **attempt) -> LinkRefused:
-    link_attempt_record(
-        account=account,
-        kind=kind,
-        outcome=Outcome.REJECTED,
-        reason=error.reason,
-        rule=error.rule or "",
-        detail=error.detail,
-        now=now,
-        **attempt,
-    )
-    return error
 
 
 def _record_gateway_unavailable(account: Account, kind: str, now: datetime, **attempt) -> None:
@@ -236,11 +206,11 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
     last4 = "".join(ch for ch in card.number if ch.isdigit())[-4:]
     refusal = _account_refusal(account)
     if refusal:
-        raise _refuse(account, kind, refusal, now, last4=last4)
+        raise link_refuse(account, kind, refusal, now, last4=last4)
     try:
         number, network = validate_card_fields(card, now=now)
     except LinkRefused as error:
-        raise _refuse(account, kind, error, now, last4=last4) from None
+        raise link_refuse(account, kind, error, now, last4=last4) from None
     attempt = {"network": network.value, "last4": last4}
     if not eligibility.card_network_allowed(account.region, network):
         error = LinkRefused(
@@ -249,11 +219,11 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
             rule="ELIG-2",
             reason=Reason.UNSUPPORTED_REGION,
         )
-        raise _refuse(account, kind, error, now, **attempt)
+        raise link_refuse(account, kind, error, now, **attempt)
     fingerprint = card_fingerprint(number)
     conflict = _linked_elsewhere_refusal(account, kind=kind, fingerprint=fingerprint)
     if conflict:
-        raise _refuse(account, kind, conflict, now, **attempt)
+        raise link_refuse(account, kind, conflict, now, **attempt)
 
     gateway = card_gateway()
     try:
@@ -273,14 +243,14 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
             rule="ELIG-4",
             reason=Reason.UNSUPPORTED_CARD_TYPE,
         )
-        raise _refuse(account, kind, error, now, **attempt)
+        raise link_refuse(account, kind, error, now, **attempt)
     if details.issuing_country.upper() == eligibility.CHINESE_MAINLAND:
         error = LinkRefused(
             "Cards issued in the Chinese mainland cannot be linked.",
             rule="ELIG-5",
             reason=Reason.ISSUED_IN_CHINESE_MAINLAND,
         )
-        raise _refuse(account, kind, error, now, **attempt)
+        raise link_refuse(account, kind, error, now, **attempt)
 
     exp_year = card.exp_year + 2000 if card.exp_year < 100 else card.exp_year
     try:
@@ -290,7 +260,7 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
         conflict = _linked_elsewhere_refusal(account, kind=kind, fingerprint=fingerprint) or AlreadyLinked(
             "This card is linked to another cloud account; it must be unlinked there first."
         )
-        raise _refuse(account, kind, conflict, now, **attempt) from None
+        raise link_refuse(account, kind, conflict, now, **attempt) from None
 
     trigger = None
     if account.region in eligibility.THREE_DS_MANDATORY_REGIONS:
@@ -351,133 +321,6 @@ def _create_card_method(account, card, details, fingerprint, exp_year, now) -> P
         )
 
 
-# --- the hold: shared by cards and PayPal -----------------------------------------------------
-
-DECLINES = {
-    "issuer_declined": (Reason.ISSUER_DECLINED, "LINK-4", "The issuer declined the verification."),
-    "not_enabled_online": (
-        Reason.NOT_ENABLED_ONLINE,
-        "LINK-4",
-        "The card is not enabled for online and international transactions.",
-    ),
-    "insufficient_funds": (
-        Reason.INSUFFICIENT_FUNDS,
-        "HOLD-1",
-        "Insufficient funds for the USD 1.00 verification hold.",
-    ),
-}
-
-
-def payment_method_verify_with_hold(*, method_id: int, now: datetime) -> PaymentMethod:
-    """HOLD-1 / HOLD-3: place the verification hold, then activate (or fail) the method.
-
-    The authorization key is derived from the method, so a retry after a crash gets the same
-    authorization back instead of a second hold. Raises ``LinkRefused`` on a decline, and
-    ``VerificationNotPending`` (nothing sent) when the method is no longer pending (LINK-5: a
-    card unlinked or failed meanwhile never gets a hold).
-
-    HOLD-2: the key is saved on the method (``hold_auth_key``) before the gateway call and
-    cleared in the transaction that records its answer; a crash in between leaves it for
-    ``holds_recover_unrecorded``, which finds the authorization by that key even if the method
-    was unlinked since.
-    """
-    method = PaymentMethod.objects.select_related("account").get(pk=method_id)
-    account = method.account
-    amount, currency = hold_amount_for(account)
-    key = f"hold-auth-{method.pk}"
-    sent = PaymentMethod.objects.filter(pk=method.pk, status=Status.PENDING).update(
-        hold_auth_key=key, hold_auth_sent_at=now
-    )
-    if not sent:
-        method.refresh_from_db()
-        raise VerificationNotPending(
-            f"This payment method is {method.get_status_display().lower()}; no verification hold is placed.",
-            rule="LINK-5",
-        )
-    try:
-        auth = hold_authorize(method, amount=amount, currency=currency, idempotency_key=key)
-    except GatewayError:
-        # The method stays pending; the abandoned-verification job retries with the same key.
-        link_attempt_record(
-            account=account, kind=method.kind, outcome=Outcome.PENDING, reason=Reason.GATEWAY_ERROR,
-            detail="Gateway unavailable while placing the hold; it will be retried.", method=method, now=now,
-        )
-        raise GatewayUnavailable() from None
-    if not auth.approved:
-        reason, rule, detail = DECLINES.get(auth.decline_code, DECLINES["issuer_declined"])
-        with transaction.atomic():
-            payment_method_fail(method_id=method.pk, reason=reason, now=now)
-            hold_auth_answered(method_id=method.pk, idempotency_key=key)
-        error = LinkRefused(detail, rule=rule, reason=reason)
-        raise _refuse(account, method.kind, error, now, method=method)
-    hold_record(
-        method=method, authorization_id=auth.authorization_id, amount=amount, currency=currency, now=now,
-        idempotency_key=key,
-    )
-    method = payment_method_activate(method_id=method.pk, now=now)
-    if method.status == Status.ACTIVE:
-        link_attempt_record(account=account, kind=method.kind, outcome=Outcome.LINKED, method=method, now=now)
-    return method
-
-
-def hold_authorize(method: PaymentMethod, *, amount: Decimal, currency: str, idempotency_key: str):
-    """HOLD-1: the gateway authorization of the verification hold (card or PayPal agreement)."""
-    if method.kind == PaymentMethod.Kind.CARD:
-        return card_gateway().authorize_hold(
-            token=method.gateway_token, amount=amount, currency=currency,
-            descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
-        )
-    return paypal_gateway().authorize_hold(
-        agreement_id=method.agreement_id, amount=amount, currency=currency,
-        descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
-    )
-
-
-def hold_auth_answered(*, method_id: int, idempotency_key: str) -> None:
-    """HOLD-2: the answer to the authorization sent with this key is recorded; forget the key."""
-    PaymentMethod.objects.filter(pk=method_id, hold_auth_key=idempotency_key).update(
-        hold_auth_key="", hold_auth_sent_at=None
-    )
-
-
-@transaction.atomic
-def hold_record(
-    *, method: PaymentMethod, authorization_id: str, amount: Decimal, currency: str, now: datetime,
-    idempotency_key: str = "", placed_at: datetime | None = None,
-) -> VerificationHold:
-    """HOLD-1/HOLD-2: one row per gateway authorization (unique), due for release later.
-
-    ``idempotency_key``: the saved key of the authorization, cleared in the same transaction.
-    ``placed_at``: when the processor placed it, if earlier than ``now`` (a recovered one); the
-    24-hour deadline counts from then, so a hold recovered late is due for release at once.
-    """
-    placed_at = placed_at or now
-    hold, _ = VerificationHold.objects.get_or_create(
-        authorization_id=authorization_id,
-        defaults={
-            "payment_method": method,
-            "account_id": method.account_id,
-            "amount": amount,
-            "currency": currency,
-            "placed_at": placed_at,
-            "release_after": placed_at + settings.HOLD_RELEASE_AFTER,
-            "release_deadline": placed_at + settings.HOLD_RELEASE_DEADLINE,
-        },
-    )
-    if idempotency_key:
-        hold_auth_answered(method_id=method.pk, idempotency_key=idempotency_key)
-    return hold
-
-
-def payment_method_fail(*, method_id: int, reason: str, now: datetime) -> bool:
-    """pending -> failed, by a conditional update; False when the method was no longer pending."""
-    return bool(
-        PaymentMethod.objects.filter(pk=method_id, status=Status.PENDING).update(
-            status=Status.FAILED, failure_reason=reason, status_changed_at=now
-        )
-    )
-
-
 # --- 3-D Secure --------------------------------------------------------------------------------
 
 
@@ -519,7 +362,7 @@ def three_ds_complete(*, challenge_id: int, outcome: str, now: datetime) -> Paym
             payment_method_fail(method_id=method.pk, reason=Reason.THREE_DS_NOT_COMPLETED, now=now)
     if not succeeded:
         error = LinkRefused("3-D Secure was not completed; the card is not linked.", rule="LINK-5", reason=Reason.THREE_DS_NOT_COMPLETED)
-        raise _refuse(method.account, method.kind, error, now, method=method)
+        raise link_refuse(method.account, method.kind, error, now, method=method)
     return payment_method_verify_with_hold(method_id=method.pk, now=now)
 
 
@@ -546,22 +389,22 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
     payer_id, email = paypal_identity(payer_id=payer_id, email=email)
     refusal = _account_refusal(account)
     if refusal:
-        raise _refuse(account, kind, refusal, now)
+        raise link_refuse(account, kind, refusal, now)
     if not eligibility.paypal_allowed(account.region):
         error = LinkRefused(
             f"PayPal is not available for accounts registered in {account.get_region_display()}.",
             rule="ELIG-2", reason=Reason.UNSUPPORTED_REGION,
         )
-        raise _refuse(account, kind, error, now)
+        raise link_refuse(account, kind, error, now)
     if country.upper() == eligibility.CHINESE_MAINLAND:
         error = LinkRefused(
             "PayPal accounts registered in the Chinese mainland cannot be linked.",
             rule="ELIG-5", reason=Reason.ISSUED_IN_CHINESE_MAINLAND,
         )
-        raise _refuse(account, kind, error, now)
+        raise link_refuse(account, kind, error, now)
     conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id__iexact=payer_id)
     if conflict:
-        raise _refuse(account, kind, conflict, now)
+        raise link_refuse(account, kind, conflict, now)
     try:
         agreement = paypal_gateway().create_agreement(
             payer_id=payer_id, email=email, idempotency_key=f"agreement-{uuid.uuid4()}"
@@ -581,7 +424,7 @@ def paypal_link(*, account_id: int, email: str, payer_id: str, country: str, now
         conflict = _linked_elsewhere_refusal(account, kind=kind, paypal_payer_id__iexact=payer_id) or AlreadyLinked(
             "This PayPal account is linked to another cloud account; it must be unlinked there first."
         )
-        raise _refuse(account, kind, conflict, now) from None
+        raise link_refuse(account, kind, conflict, now) from None
     link_attempt_record(
         account=account, kind=kind, outcome=Outcome.PENDING, method=method, rule="LINK-6",
         detail="Waiting for the customer to approve the billing agreement on PayPal.", now=now,
@@ -617,7 +460,7 @@ def paypal_agreement_complete(*, method_id: int, approved: bool, has_funding_sou
             if reason == Reason.AGREEMENT_NOT_APPROVED
             else "The PayPal account has no funding source."
         )
-        raise _refuse(method.account, method.kind, LinkRefused(detail, rule="LINK-6", reason=reason), now, method=method)
+        raise link_refuse(method.account, method.kind, LinkRefused(detail, rule="LINK-6", reason=reason), now, method=method)
     return payment_method_verify_with_hold(method_id=method.pk, now=now)
 
 
@@ -635,4 +478,4 @@ def wallet_link(*, account_id: int, wallet: str, now: datetime) -> None:
         "card, or PayPal where available.",
         rule="ELIG-6", reason=Reason.WALLET_NOT_SUPPORTED,
     )
-    raise _refuse(account, wallet[:16], error, now)
+    raise link_refuse(account, wallet[:16], error, now)

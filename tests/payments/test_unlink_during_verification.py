@@ -17,7 +17,7 @@ from payments.errors import VerificationNotPending
 from payments.gateways.simulated import PROCESSOR
 from payments.models import PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services import account_create, card_link, holds_release_due, payment_method_remove, three_ds_complete
-from payments.services import linking
+from payments.services import linking, verification
 from payments.services.lifecycle import verifications_fail_abandoned
 from tests.conftest import card_input
 
@@ -70,7 +70,7 @@ def test_hold_2_authorization_of_a_crashed_link_is_voided_once_after_the_card_is
     def crash_after_the_gateway_answered(**kwargs):
         raise Crash()
 
-    monkeypatch.setattr(linking, "hold_record", crash_after_the_gateway_answered)
+    monkeypatch.setattr(verification, "hold_record", crash_after_the_gateway_answered)
     with pytest.raises(Crash):
         card_link(account_id=account.pk, card=card_input(), now=now)
     monkeypatch.undo()
@@ -101,7 +101,7 @@ def test_hold_2_authorization_of_a_crashed_link_is_voided_once_after_the_card_is
 def test_hold_2_recovery_leaves_an_authorization_still_in_flight_alone(now, monkeypatch):
     """A key sent less than VERIFICATION_TIMEOUT ago may still be answered by its request."""
     account = account_create(name="Reno Inc", kind="individual", country="US")
-    monkeypatch.setattr(linking, "hold_record", lambda **kwargs: (_ for _ in ()).throw(Crash()))
+    monkeypatch.setattr(verification, "hold_record", lambda **kwargs: (_ for _ in ()).throw(Crash()))
     with pytest.raises(Crash):
         card_link(account_id=account.pk, card=card_input(), now=now)
     monkeypatch.undo()
