@@ -8,7 +8,8 @@
 # PostgreSQL: DATABASE_URL if set, else the embedded server under .local/ (as `make test`).
 # MUTATE_JOBS (default 1): mutants run at once. Above 1 they share one test database, which the
 # transactional (race) tests flush, so keep 1 unless the groups you pick touch no database.
-# MUTATE_KEEP=1 keeps mutants/ (results of earlier groups) instead of starting afresh.
+# MUTATE_KEEP=1 keeps mutants/ instead of starting afresh: mutmut then keeps a group's earlier
+# verdicts even if its tests changed, so re-run survivors by name (mutmut_run.py run NAME...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -29,7 +30,7 @@ declare -A TESTS=(
   [eligibility]="tests/payments/test_eligibility.py tests/payments/test_card_rules_mutants.py"
   [card_validation]="tests/payments/test_card_rules_mutants.py"
   [default_removal]="tests/payments/test_defaults_and_removal.py tests/payments/test_default_rules_mutants.py tests/payments/test_link_races.py"
-  [ledger]="tests/payments/test_ledger.py"
+  [ledger]="tests/payments/test_ledger.py tests/payments/test_ledger_mutants.py"
   [settlement]="tests/payments/test_settlement.py tests/payments/test_settlement_races.py"
   [claim_decisions]="tests/remittances/test_claims.py tests/remittances/test_claim_races.py"
 )
