@@ -61,7 +61,11 @@ ERROR_SCHEMA = {
         "code": {"type": "string"},
         "rule": {"type": "string", "nullable": True, "description": "The RULES.md ID, e.g. ELIG-2."},
         "detail": {"type": "string"},
-        "fields": {"type": "object", "additionalProperties": {}, "description": "400 only: the messages per field (nested for nested fields)."},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {},
+            "description": "400 only: the messages per field (nested for nested fields).",
+        },
     },
     "required": ["code", "detail", "rule"],
 }
