@@ -37,6 +37,8 @@ def luhn_card(prefix: str, rng: random.Random) -> str:
 
 
 class Client:
+    think_seconds = (0.0, 0.0)  # a person's pause between two calls (console and staff clients)
+
     def __init__(self, base: str, records: list, lock: threading.Lock) -> None:
         parsed = urllib.parse.urlparse(base)
         self.host, self.port = parsed.hostname, parsed.port
@@ -61,7 +63,7 @@ class Client:
         status, text = 0, ""
         try:
             if self.connection is None:
-                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
             self.connection.request(method, path, body=data, headers=headers)
             response = self.connection.getresponse()
             text = response.read().decode(errors="replace")
@@ -77,6 +79,8 @@ class Client:
         elapsed = time.time() - started
         with self.lock:
             self.records.append((label, status, elapsed, started))
+        if self.think_seconds[1]:
+            time.sleep(random.uniform(*self.think_seconds))
         return status, text
 
     def json(self, *args, **kwargs):
@@ -215,6 +219,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--staff-clients", type=int, default=4)
     parser.add_argument("--baseline-seconds", type=float, default=15)
+    parser.add_argument("--think", type=float, default=1.0, help="mean pause between a client's calls (s)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -226,6 +231,7 @@ def main() -> None:
     baseline_records, baseline_elapsed = run(args.clients, args.baseline_seconds, baseline_client)
     accepted: list[str] = []
     console = args.clients - args.staff_clients
+    Client.think_seconds = (args.think / 2, args.think * 1.5)  # the baseline above ran without pauses
 
     def mixed_client(index, records, lock, deadline):
         client = Client(args.base, records, lock)
@@ -238,6 +244,7 @@ def main() -> None:
     records, elapsed = run(args.clients, args.seconds, mixed_client)
     result = {
         "clients": args.clients, "console_clients": console, "staff_clients": args.staff_clients,
+        "think_seconds": args.think,
         "seconds": round(elapsed, 1), "started_at": started,
         "baseline": summarise(baseline_records, baseline_elapsed),
         "endpoints": summarise(records, elapsed),
