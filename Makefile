@@ -35,7 +35,9 @@ run: install
 deploy-check: install
 	bash scripts/deploy_check.sh
 
+# Sizes first (scripts/check_sizes.py: modules <= 400 lines, functions <= 60, or a 'Size:' reason).
 test: install
+	$(PY) scripts/check_sizes.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # --- shifted-clock pass (the suite passes at any date and time of day) ---
