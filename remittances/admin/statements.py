@@ -33,7 +33,7 @@ from import_export.formats.base_formats import CSV, XLSX
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm
 from billing_backoffice.errors import BillingError
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
-from remittances.parsers import AUTO, FORMATS, StatementTooLarge
+from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
 from remittances.services.statements import statement_import
 
 IMPORT_PERMISSION = "import_bankstatement"
@@ -55,12 +55,10 @@ class StatementUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        limit = settings.STATEMENT_MAX_BYTES
-        if upload.size > limit:
-            # Refused on its declared size, before a byte of it is read or parsed.
-            raise forms.ValidationError(
-                StatementTooLarge(f"The file has {upload.size} bytes; statements are limited to {limit} bytes.").detail
-            )
+        try:
+            check_size(upload.size)  # refused on its declared size, before a byte of it is read or parsed
+        except StatementTooLarge as error:
+            raise forms.ValidationError(error.detail) from None
         return upload
 
 

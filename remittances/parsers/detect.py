@@ -44,11 +44,16 @@ def detect_format(data: bytes) -> str:
     raise UnsupportedStatement("The file is neither ISO 20022 XML (camt.053/camt.054) nor an MT940 statement.")
 
 
-def check_size(data: bytes, *, max_bytes: int | None = None) -> None:
-    """Refuse a file over ``settings.STATEMENT_MAX_BYTES`` before anything reads its content."""
+def check_size(data: bytes | int, *, max_bytes: int | None = None) -> None:
+    """Refuse a file over ``settings.STATEMENT_MAX_BYTES`` before anything reads its content.
+
+    The one place the statement size limit is checked: ``data`` is the file's bytes or, where the
+    file is not read yet (an upload's declared size, a file on disk), its size in bytes.
+    """
     limit = settings.STATEMENT_MAX_BYTES if max_bytes is None else max_bytes
-    if len(data) > limit:
-        raise StatementTooLarge(f"The file has {len(data)} bytes; statements are limited to {limit} bytes.")
+    size = data if isinstance(data, int) else len(data)
+    if size > limit:
+        raise StatementTooLarge(f"The file has {size} bytes; statements are limited to {limit} bytes.")
 
 
 def parse_statement_file(data: bytes, *, fmt: str = AUTO, max_bytes: int | None = None) -> list[ParsedStatement]:

@@ -36,7 +36,7 @@ from django.db import InterfaceError, OperationalError
 
 from billing_backoffice.errors import BillingError
 from billing_backoffice.item_failures import JobItems
-from remittances.parsers import StatementTooLarge
+from remittances.parsers import check_size
 from remittances.services.statements import statement_import
 
 logger = logging.getLogger("remittances.statements")
@@ -79,11 +79,7 @@ def _claim(path: Path, target: Path) -> Path | None:
 
 
 def _import_one(claimed: Path, original_name: str, *, now: datetime) -> dict:
-    size = claimed.stat().st_size
-    if size > settings.STATEMENT_MAX_BYTES:
-        raise StatementTooLarge(
-            f"The file has {size} bytes; statements are limited to {settings.STATEMENT_MAX_BYTES} bytes."
-        )
+    check_size(claimed.stat().st_size)  # before the file is read into memory
     summary = statement_import(data=claimed.read_bytes(), file_name=original_name, actor=None, now=now)
     return summary.as_dict()
 

@@ -59,3 +59,23 @@ def test_rem_4_inbox_imports_around_a_malformed_file_and_retries_it_boundedly(in
     assert failure.resolved_at == clock + timedelta(days=1)
     assert (inbox / "processed" / failure.item_key).is_file() and not quarantined.exists()
     assert not (inbox / "failed" / f"{failure.item_key}.error.txt").exists()
+
+
+def test_rem_4_inbox_refuses_an_oversized_file_by_its_size_and_imports_the_others(
+    inbox, dedicated, customer, settings, now, monkeypatch
+):
+    """The size limit (parsers.check_size, the one place it is checked) refuses a big file from its
+    size on disk, before it is read; the next file still imports."""
+    settings.STATEMENT_MAX_BYTES = 1024
+    (inbox / "1-big.xml").write_bytes(sample("camt053_v08.xml"))  # 7 kB
+    (inbox / "2-small.sta").write_bytes(sample("mt940_day.sta"))  # under 1 kB
+    read = []
+    real_read_bytes = type(inbox).read_bytes
+    monkeypatch.setattr(type(inbox), "read_bytes", lambda path: read.append(path.name) or real_read_bytes(path))
+
+    outcome = statement_inbox_import(now=now)
+    [refused] = outcome["failed"]
+    assert (refused["file"], refused["code"]) == ("1-big.xml", "statement_too_large")
+    assert "limited to 1024 bytes" in refused["error"]
+    assert [f["file"] for f in outcome["imported"]] == ["2-small.sta"]
+    assert not any(name.endswith("1-big.xml") for name in read)  # refused unread

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing_backoffice.audit import command_audit
 from billing_backoffice.errors import BillingError
-from remittances.parsers import AUTO, FORMATS, StatementTooLarge
+from remittances.parsers import AUTO, FORMATS, check_size
 from remittances.services.statements import statement_import
 
 
@@ -53,11 +52,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _read(path: Path) -> bytes:
-        size = path.stat().st_size
-        if size > settings.STATEMENT_MAX_BYTES:
-            raise StatementTooLarge(
-                f"The file has {size} bytes; statements are limited to {settings.STATEMENT_MAX_BYTES} bytes."
-            )
+        check_size(path.stat().st_size)  # before the file is read into memory
         return path.read_bytes()
 
     def _refuse(self, payload: dict, message: str, as_json: bool):
