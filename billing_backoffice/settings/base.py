@@ -185,8 +185,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
-# Task modules beside each app's tasks.py (autodiscovery only finds ``tasks``).
-CELERY_IMPORTS = ("payments.billing_tasks", "payments.settlement_tasks", "billing_backoffice.health")
+# Task modules beside each app's tasks (autodiscovery only finds ``tasks``; the payments.tasks
+# package imports its own modules).
+CELERY_IMPORTS = ("payments.tasks.credit_control", "payments.tasks.notifications", "billing_backoffice.health")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Beat writes each entry's last_run_at after every send (not every 3 minutes): /readyz reads the
@@ -207,11 +208,14 @@ _QUEUE_OF_TASKS = {
         "payments.release_due_holds", "payments.release_hold", "payments.execute_charge",
         "payments.place_paypal_preauth", "payments.retry_failed_charges", "payments.charge_usage_thresholds",
         "payments.settle_account", "remittances.import_statement_inbox",
+        # Customer notifications (NOTIFY-2): small, and the customer waits for them.
+        "payments.deliver_notifications", "payments.sweep_notifications",
     ),
     # Scans of every account and their fan-out chunks (minutes at month end).
     "bulk": (
         "payments.generate_monthly_bills", "payments.generate_monthly_bills_chunk", "payments.month_end_deduction",
         "payments.settlement_sweep", "payments.settle_chunk", "payments.mark_overdue_bills",
+        "payments.run_reminders", "payments.send_reminders_chunk", "payments.notify_expiring_cards",
     ),
     # Housekeeping: nothing waits on it.
     "maintenance": (
@@ -249,6 +253,10 @@ BILLING_BEAT_SCHEDULE = {
     # (billing_backoffice.scheduled_runs), so a double firing is skipped.
     "settlement-sweep": {"task": "payments.settlement_sweep", "every": timedelta(minutes=15)},
     "mark-overdue-bills": {"task": "payments.mark_overdue_bills", "every": timedelta(hours=1)},
+    # Credit control (CC-1..3): reminders once per window; NOTIFY-2 outbox sweep; NOTIFY-1 expiring cards.
+    "run-reminders": {"task": "payments.run_reminders", "every": timedelta(hours=1)},
+    "sweep-notifications": {"task": "payments.sweep_notifications", "every": timedelta(minutes=5)},
+    "notify-expiring-cards": {"task": "payments.notify_expiring_cards", "every": timedelta(days=1)},
     "import-statement-inbox": {
         "task": "remittances.import_statement_inbox",
         "every": timedelta(minutes=5),
@@ -277,6 +285,24 @@ ACCOUNT_SILENT_PERIOD = timedelta(days=15)
 PAYPAL_APPROVAL_BASE_URL = env.str(
     "PAYPAL_APPROVAL_BASE_URL", default="https://www.sandbox.paypal.example/agreements/approve"
 )
+
+# --- Credit control and notifications (CC-1..3, NOTIFY-1..2) ---------------------------------
+# CC-1: reminder levels 1, 2 and 3 (final notice) this many days after the due date.
+CC_REMINDER_DAYS = tuple(env.list("CC_REMINDER_DAYS", cast=int, default=[1, 7, 14]))
+CC_REMINDER_CHUNK_SIZE = env.int("CC_REMINDER_CHUNK_SIZE", default=500)
+# NOTIFY-1: where the console lets the cardholder complete a 3-D Secure challenge.
+THREE_DS_VERIFY_URL = env.str(
+    "THREE_DS_VERIFY_URL", default="https://console.example.com/payment-methods/3ds/{challenge_id}"
+)
+# E-mail (Django's framework): the console backend locally; SMTP from the environment in production.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Billing <billing@example.com>")
 
 # --- Remittances ----------------------------------------------------------------------------
 # The bank that holds the receiving accounts; dedicated numbers are issued under it (REM-1).

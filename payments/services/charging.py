@@ -52,6 +52,7 @@ from payments.services.billing import (
     positive_amount,
     usage_period,
 )
+from payments.services.credit_control import credit_hold_refusal
 from payments.services.ledger import ledger_post
 from payments.services.linking import hold_amount_for, hold_record
 from payments.services.settlement import accounts_sync_outstanding
@@ -346,6 +347,9 @@ def order_place(*, account_id: int, kind: str, amount, currency: str, reference:
         existing = Bill.objects.filter(reference=bill_reference).first()
         if existing is not None:
             return _order_replay(existing, **figures)
+        hold = credit_hold_refusal(account_id=account.pk)  # CC-2: usage is still accepted
+        if hold:
+            raise hold
         method = None
         if account.credit_approved:
             refusal = _credit_refusal(account, amount=amount, currency=currency)

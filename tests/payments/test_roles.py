@@ -1,6 +1,7 @@
 """Staff roles (SEC-3): the groups made by migration 0002 and what each role can reach.
 
-The fixtures here (staff users per role) are imported by ``test_admin.py``.
+The staff users per role are fixtures of ``tests/conftest.py``; the groups and admin requests come
+from ``tests/helpers/roles.py``.
 """
 
 from __future__ import annotations
@@ -21,64 +22,11 @@ from tests.factories import (
     LinkAttemptFactory,
     UserFactory,
 )
+from tests.helpers.roles import FINANCE, MANAGERS, action_post, changelist, role_group, staff_groups
 
 pytestmark = pytest.mark.django_db
 
-staff_groups = importlib.import_module("payments.migrations.0002_staff_groups")
-
-MANAGERS = "Account managers"
-FINANCE = "Finance staff"
 MODELS = ("account", "paymentmethod", "verificationhold", "linkattempt", "threedschallenge")
-
-
-def _group(name: str) -> Group:
-    # The migration made the groups; a transactional test elsewhere in the session flushes the
-    # database (permissions come back through post_migrate, groups do not), so re-run it then.
-    if not Group.objects.filter(name=name).exists():
-        staff_groups.create_staff_groups(django_apps, None)
-    return Group.objects.get(name=name)
-
-
-@pytest.fixture
-def superuser():
-    return UserFactory(username="root", is_superuser=True)
-
-
-@pytest.fixture
-def manager():
-    user = UserFactory(username="manager")
-    user.groups.add(_group(MANAGERS))
-    return user
-
-
-@pytest.fixture
-def finance():
-    user = UserFactory(username="finance")
-    user.groups.add(_group(FINANCE))
-    return user
-
-
-@pytest.fixture
-def as_role(client, superuser, manager, finance):
-    """``as_role("manager")`` -> the test client logged in as that role."""
-    users = {"superuser": superuser, "manager": manager, "finance": finance}
-
-    def login(role: str):
-        client.force_login(users[role])
-        return client
-
-    return login
-
-
-def changelist(model: str) -> str:
-    return reverse(f"admin:payments_{model}_changelist")
-
-
-def action_post(client, model: str, action: str, ids):
-    """What the changelist's action form posts (also what a crafted request would post)."""
-    return client.post(
-        changelist(model), {"action": action, "_selected_action": [str(i) for i in ids], "index": "0"}
-    )
 
 
 def action_names(response) -> set[str]:
@@ -91,7 +39,7 @@ def action_names(response) -> set[str]:
 
 def _codenames(name: str) -> set[str]:
     """The payments permissions of a role (other apps' migrations add their own)."""
-    permissions = _group(name).permissions.filter(content_type__app_label="payments")
+    permissions = role_group(name).permissions.filter(content_type__app_label="payments")
     return set(permissions.values_list("codename", flat=True))
 
 
@@ -100,9 +48,11 @@ def _revoke_later_apps_roles() -> None:
     from django.db.models import Q
 
     billing = importlib.import_module("payments.migrations.0007_billing_staff_permissions").ROLES
+    credit_control = importlib.import_module("payments.migrations.0014_credit_control_staff_permissions").ROLES
     for group in Group.objects.filter(name__in=[MANAGERS, FINANCE]):
         group.permissions.remove(*group.permissions.filter(~Q(content_type__app_label="payments")))
         group.permissions.remove(*group.permissions.filter(codename__in=billing[group.name]))
+        group.permissions.remove(*group.permissions.filter(codename__in=credit_control[group.name]))
 
 
 def test_sec_3_account_managers_group_permissions():
@@ -111,16 +61,21 @@ def test_sec_3_account_managers_group_permissions():
         "remove_paymentmethod", "view_linkattempt", "view_verificationhold",
         "release_verificationhold", "view_threedschallenge",
         "view_bill", "view_charge", "view_usagerecord", "view_ledgerentry",
+        # CC-3, NOTIFY-2 (payments 0014)
+        "view_reminder", "view_credithold", "view_reminderpause", "view_notification",
+        "pause_reminders", "retry_notification",
     }
 
 
 def test_sec_3_finance_staff_group_is_view_only():
     billing = {"view_bill", "view_charge", "view_usagerecord", "view_ledgerentry", "pay_bill"}
+    billing |= {"view_reminder", "view_credithold", "view_reminderpause", "view_notification",
+                "lift_credithold", "retry_notification"}  # CC-2, NOTIFY-2 (payments 0014)
     assert _codenames(FINANCE) == {f"view_{model}" for model in MODELS} | billing
 
 
 def test_staff_groups_migration_is_reversible():
-    _group(MANAGERS), _group(FINANCE)
+    role_group(MANAGERS), role_group(FINANCE)
     _revoke_later_apps_roles()
     staff_groups.remove_staff_groups(django_apps, None)
     assert not Group.objects.filter(name__in=[MANAGERS, FINANCE]).exists()
@@ -131,7 +86,7 @@ def test_staff_groups_migration_is_reversible():
 
 
 def test_staff_groups_reverse_keeps_a_group_other_apps_still_use():
-    group = _group(FINANCE)
+    group = role_group(FINANCE)
     _revoke_later_apps_roles()
     other = django_apps.get_model("auth", "Permission").objects.get(codename="view_group")
     group.permissions.add(other)
