@@ -361,3 +361,13 @@ class RemittanceClaim(models.Model):
 
     def __str__(self) -> str:
         return f"Claim #{self.pk} {self.amount} {self.currency} ({self.status})"
+
+
+# RFD-1..3 (issue 13): refunds, transfers and outgoing payment files live in their own module.
+from remittances.refund_models import (  # noqa: E402,F401  (registered with the app)
+    FundsTransfer,
+    PaymentFile,
+    RefundRequest,
+    refund_ledger_reference,
+    transfer_ledger_references,
+)
