@@ -1,0 +1,93 @@
+"""Outgoing payment files (RFD-1): approved refunds -> pain.001 files -> sent.
+
+``payment_files_generate`` takes every approved refund not yet in a file, one file per debtor
+account and currency, and moves each refund ``approved -> in_file`` with a conditional update
+naming the file: a refund is in exactly one file even when two finance members (or a job)
+generate at once (the refunds are locked in pk order with ``SKIP LOCKED``: a concurrent run
+takes the others or none). ``payment_file_mark_sent`` records that the file went to the bank.
+A payment the bank then reports rejected is ``refunds.refund_return``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import transaction
+
+from billing_backoffice.errors import Conflict
+from billing_backoffice.permissions import staff_require
+from remittances.models import PaymentFile, RefundRequest
+from remittances.payment_files import Debtor, Payment, end_to_end_id, pain001_write
+from remittances.services.funds_out import RequestNotFound
+
+PERM_GENERATE = "remittances.generate_paymentfile"
+PERM_SEND = "remittances.send_paymentfile"
+Status = RefundRequest.Status
+
+
+class PaymentFileState(Conflict):
+    code = "payment_file_state"
+    rule = "RFD-1"
+
+
+def _message_id(now: datetime) -> str:
+    return f"RFD{now:%Y%m%d}{uuid.uuid4().hex[:20].upper()}"
+
+
+@transaction.atomic
+def payment_files_generate(*, actor, now: datetime) -> list[PaymentFile]:
+    """One pain.001 file per debtor account and currency of the approved refunds not in a file."""
+    staff_require(actor, permission=PERM_GENERATE, action="generate payment files", rule="RFD-1")
+    refunds = list(
+        RefundRequest.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(status=Status.APPROVED, payment_file__isnull=True)
+        .select_related("debtor_account").order_by("pk")
+    )
+    groups: dict[tuple[int, str], list[RefundRequest]] = defaultdict(list)
+    for refund in refunds:
+        groups[(refund.debtor_account_id, refund.currency)].append(refund)
+    files = []
+    for (_, currency), members in sorted(groups.items()):
+        debtor = members[0].debtor_account
+        message_id = _message_id(now)
+        content = pain001_write(
+            message_id=message_id, created_at=now, execution_date=now.date(), currency=currency,
+            debtor=Debtor(name=debtor.beneficiary_name, account_number=debtor.number, bic=debtor.bic),
+            payments=[
+                Payment(
+                    end_to_end_id=end_to_end_id(r.pk), amount=r.amount, creditor_name=r.payer_name,
+                    creditor_iban=r.payer_iban, creditor_bic=r.payer_bic, remittance_info=f"Refund {r.pk}",
+                )
+                for r in members
+            ],
+        )
+        payment_file = PaymentFile.objects.create(
+            debtor_account=debtor, currency=currency, message_id=message_id, payment_count=len(members),
+            total=sum(r.amount for r in members), content=content.decode("utf-8"), created_by=actor, created_at=now,
+        )
+        moved = RefundRequest.objects.filter(
+            pk__in=[r.pk for r in members], status=Status.APPROVED, payment_file__isnull=True
+        ).update(status=Status.IN_FILE, payment_file=payment_file)
+        if moved != len(members):  # cannot happen under the row locks; never write a file twice
+            raise PaymentFileState("A refund changed while its payment file was written; try again.")
+        files.append(payment_file)
+    return files
+
+
+@transaction.atomic
+def payment_file_mark_sent(*, payment_file_id: int, actor, now: datetime) -> PaymentFile:
+    """The file went to the bank: it and its refunds are ``sent`` (a replay changes nothing)."""
+    staff_require(actor, permission=PERM_SEND, action="mark payment files sent", rule="RFD-1")
+    payment_file = PaymentFile.objects.select_for_update().filter(pk=payment_file_id).first()
+    if payment_file is None:
+        raise RequestNotFound("No such payment file.")
+    if payment_file.status == PaymentFile.Status.SENT:
+        return payment_file
+    RefundRequest.objects.filter(payment_file=payment_file, status=Status.IN_FILE).update(status=Status.SENT)
+    payment_file.status = PaymentFile.Status.SENT
+    payment_file.sent_by = actor
+    payment_file.sent_at = now
+    payment_file.save(update_fields=["status", "sent_by", "sent_at"])
+    return payment_file
