@@ -137,11 +137,12 @@ class Story(CreditSide):
     def settle(self, when: datetime) -> None:
         settle_accounts(account_ids=[self.account.pk], now=when)
 
-    def settle_soon(self, when: datetime) -> None:
+    def settle_soon(self, when: datetime, *, minutes: tuple[int, int] = (5, 14)) -> None:
         """A new bill of an account that holds money is paid by the next settlement sweep
-        (every 15 minutes, SET-2); without money there is nothing to sweep."""
+        (every 15 minutes, SET-2); without money there is nothing to sweep. Always before ``now``:
+        the history ends where the sweep would have left it, even for a step seconds ago."""
         if self.has_money:
-            self.timeline.add(self.clock.before_now(when + timedelta(minutes=self.rng.randint(5, 14)), after=when),
+            self.timeline.add(self.clock.before_now(when + timedelta(minutes=self.rng.randint(*minutes)), after=when),
                               self.settle)
 
     def watch_overdue(self, bill: Bill) -> None:

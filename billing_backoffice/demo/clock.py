@@ -60,9 +60,12 @@ class Clock:
         # "Today" for the dashboard's figures (credited today, failed in the last 24 hours): today's
         # steps (an import, then claims reviewed and approved, the settlement after them) happen
         # between midnight and ``now``, however little of today has passed, so a seed just after
-        # midnight UTC still shows them as today's. The timeline keeps their order when they share
-        # a second. Only at midnight exactly is there no today to use: then the half hour before.
-        self.recent_start = self.today if self.now > self.today else self.now - RECENT_WINDOW
+        # midnight UTC still shows them as today's. On the 1st they come after the month-end run, so
+        # today's transfers meet the bills it issued (a partial payment leaves a bill partially paid,
+        # not only older bills overdue). The timeline keeps their order when they share a second.
+        # Only when nothing of today is left (midnight exactly) is it the half hour before.
+        today_start = max(self.today, self.month_end_run(self.past[-1]))
+        self.recent_start = today_start if self.now > today_start else self.now - RECENT_WINDOW
 
     def month_end_run(self, period: Period) -> datetime:
         """When the month-end job billed ``period``: 01:00 on the 1st of the next month, or

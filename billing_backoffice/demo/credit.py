@@ -134,7 +134,7 @@ class CreditSide:
         """Money arrived (a transfer or an approved claim): the settlement pays the bills (SET-2);
         with settlement off, finance pays the oldest bill by hand a day later (SET-3), once."""
         self.has_money = True
-        self.later(when, self.settle, minutes=(1, 3))
+        self.settle_soon(when, minutes=(1, 3))
         if self.profile == Profile.CREDIT_SETTLEMENT_OFF and not self.paid_by_hand:
             self.paid_by_hand = True
             self.later(when, self.pay_oldest_by_hand, minutes=(60 * 24, 60 * 26))

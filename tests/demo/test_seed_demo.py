@@ -22,7 +22,7 @@ from stdnum import luhn
 from billing_backoffice.dashboard import billing_dashboard
 from billing_backoffice.demo import seed as demo
 from payments import eligibility
-from payments.billing_tasks import previous_period
+from payments.tasks.billing import previous_period
 from billing_backoffice.demo.profiles import CYCLE, Profile, billing_profile
 from payments.eligibility import Region
 from payments.gateways import simulated
@@ -578,3 +578,14 @@ def test_seed_demo_seconds_after_midnight_utc_plays_todays_steps_today():
     three_ds = Charge.objects.filter(failure_reason="three_ds_not_completed")
     assert three_ds.exists() and not three_ds.exclude(bill__status="open").exists()
     assert not Charge.objects.filter(created_at__gte=now).exists()
+
+
+@pytest.mark.parametrize("moment", ["2027-01-01T00:05:00", "2027-02-01T03:00:00"])
+def test_pay_1_pay_3_every_bill_status_is_seeded_in_the_first_hours_of_a_month(moment):
+    """After a 31-day month the month's bills fall due on its last day, so on the 1st they are
+    overdue; today's transfers come after the month-end run and still leave a bill partially paid
+    (the seed used to have none from 00:01 until the morning of such a 1st)."""
+    now = datetime.fromisoformat(moment).replace(tzinfo=dt_timezone.utc)
+    demo.seed_demo(now=now, password="pw")
+    assert set(Bill.objects.values_list("status", flat=True)) == set(Bill.Status.values)
+    assert_all_invariants()
