@@ -21,7 +21,7 @@ How a job uses it (``JobItems``, one per run of a job over one kind of item):
   succeeds marks its failure resolved.
 - Not isolated: transient database errors (a lost connection, a deadlock, a serialization
   failure) and Celery's soft time limit. They are not the item's fault; they stop the run and the
-  task retries it, bounded (``payments.tasks.RETRY_OPTIONS``).
+  task retries it, bounded (``billing_backoffice.task_retries.RETRY_OPTIONS``).
 
 Rows are ``JobItemFailure`` (unique per job, item kind and key), shown read-only in the admin to
 finance staff and superusers. The error's text is stored and logged with card numbers masked

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing_backoffice.scheduled_runs import scheduled_runs_prune
-from payments.tasks import RETRY_OPTIONS
+from billing_backoffice.task_retries import RETRY_OPTIONS
 
 
 @shared_task(name="billing_backoffice.prune_scheduled_runs", **RETRY_OPTIONS)

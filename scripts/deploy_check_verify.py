@@ -32,7 +32,7 @@ REQUEST_TIMEOUT_SECONDS = 10  # ...and for requests started up to this long befo
 
 
 def release_every_hold() -> dict:
-    from payments.tasks import release_due_holds
+    from payments.tasks.holds import release_due_holds
 
     for _ in range(20):
         if not VerificationHold.objects.filter(status=VerificationHold.Status.PLACED).exists():

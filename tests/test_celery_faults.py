@@ -37,8 +37,8 @@ from django.utils import timezone
 
 from billing_backoffice.celery import app as celery_app
 from billing_backoffice.celery_failures import safe_arguments
-from payments import billing_tasks
-from payments import tasks as payment_tasks
+from billing_backoffice import task_retries
+from payments.tasks import billing as billing_tasks, charging as charging_tasks, holds as hold_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import (
     Account,
@@ -279,14 +279,14 @@ def test_crash_after_gateway_charge_before_commit_pay_1_i2_redelivery_charges_an
     [(name, kwargs)] = enqueued
     crash_once(monkeypatch, charging, "_bill_pay_from_charge")
 
-    first = deliver(billing_tasks.execute_charge, task_id="charge-msg", **kwargs)
+    first = deliver(charging_tasks.execute_charge, task_id="charge-msg", **kwargs)
     assert first.failed() and isinstance(first.result, WorkerDied)
     charge = Charge.objects.get(pk=kwargs["charge_id"])
     assert (charge.status, charge.attempts) == (Charge.Status.PENDING, 1)
     assert not LedgerEntry.objects.exists()  # the charge entry was rolled back with the rest
     assert PROCESSOR.charge_count(method.gateway_token) == 1  # the money did move at the processor
 
-    assert deliver(billing_tasks.execute_charge, task_id="charge-msg", **kwargs).result == Charge.Status.SUCCEEDED
+    assert deliver(charging_tasks.execute_charge, task_id="charge-msg", **kwargs).result == Charge.Status.SUCCEEDED
     assert PROCESSOR.charge_count(method.gateway_token) == 1  # the saved key found the first charge
     assert sorted(LedgerEntry.objects.values_list("kind", flat=True)) == ["bill_payment", "charge"]
     assert Bill.objects.get().status == Bill.Status.PAID
@@ -300,13 +300,13 @@ def test_crash_after_paypal_authorization_before_the_hold_is_recorded_hold_4_i2_
     account, _ = paypal_account()
     crash_once(monkeypatch, charging, "hold_record")
 
-    first = deliver(billing_tasks.place_paypal_preauth, task_id="preauth-msg", account_id=account.pk)
+    first = deliver(charging_tasks.place_paypal_preauth, task_id="preauth-msg", account_id=account.pk)
     assert first.failed() and isinstance(first.result, WorkerDied)
     charge = Charge.objects.get(kind=Charge.Kind.PAYPAL_PREAUTH)
     assert charge.status == Charge.Status.PENDING and not VerificationHold.objects.exists()
     authorized = PROCESSOR.results[charge.idempotency_key][1].authorization_id
 
-    assert deliver(billing_tasks.place_paypal_preauth, task_id="preauth-msg", account_id=account.pk).successful()
+    assert deliver(charging_tasks.place_paypal_preauth, task_id="preauth-msg", account_id=account.pk).successful()
     hold = VerificationHold.objects.get()
     assert hold.authorization_id == authorized
     assert Charge.objects.get().status == Charge.Status.SUCCEEDED
@@ -459,12 +459,12 @@ def test_retries_bounded_and_every_message_runs_within_the_visibility_timeout(na
     task = project_tasks()[name]
     visibility = deployed["visibility_timeout"]
     assert visibility and deployed["acks_late"]
-    assert set(task.autoretry_for) <= set(payment_tasks.TRANSIENT_ERRORS)  # never business errors
+    assert set(task.autoretry_for) <= set(task_retries.TRANSIENT_ERRORS)  # never business errors
     assert 0 < task.max_retries <= 5
     longest_countdown = max(
         task.retry_backoff_max if task.retry_backoff else 0,
         task.default_retry_delay,  # self.retry() without a countdown, and a retry after a lost worker
-        payment_tasks.RELEASE_HOLD_RETRY_COUNTDOWN,
+        hold_tasks.RELEASE_HOLD_RETRY_COUNTDOWN,
     )
     assert longest_countdown + deployed["time_limit"] < visibility / 2
     assert deployed["soft_time_limit"] < deployed["time_limit"]
@@ -486,14 +486,14 @@ def test_transient_error_retried_max_retries_times_then_fails_visibly(monkeypatc
         calls.append(kwargs)
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(payment_tasks, "holds_release_due", unavailable)
-    result = payment_tasks.release_due_holds.apply(task_id="flaky-msg")
+    monkeypatch.setattr(hold_tasks, "holds_release_due", unavailable)
+    result = hold_tasks.release_due_holds.apply(task_id="flaky-msg")
 
     assert result.failed() and isinstance(result.result, OperationalError)
-    assert len(calls) == len(runs) == 1 + payment_tasks.MAX_RETRIES
+    assert len(calls) == len(runs) == 1 + task_retries.MAX_RETRIES
     [final] = failures()  # one line for the message, not one per attempt
     assert final.levelno == logging.ERROR
-    assert final.celery_failure["retries"] == payment_tasks.MAX_RETRIES
+    assert final.celery_failure["retries"] == task_retries.MAX_RETRIES
     assert final.celery_failure["error"] == "OperationalError"
     assert final.celery_failure["task_id"] == "flaky-msg"
 
@@ -510,7 +510,7 @@ def test_gateway_timeout_on_paypal_preauthorization_retried_with_the_same_saved_
     LostAnswerPayPalGateway.reset()
     account, _ = paypal_account()
 
-    first = deliver(billing_tasks.place_paypal_preauth, task_id="p1", account_id=account.pk)
+    first = deliver(charging_tasks.place_paypal_preauth, task_id="p1", account_id=account.pk)
     assert first.result == Charge.Status.PENDING
     charge = Charge.objects.get()
     assert "same key" in charge.failure_detail and not VerificationHold.objects.exists()
@@ -532,7 +532,7 @@ def test_lost_paypal_preauthorization_is_recorded_even_if_the_method_went_meanwh
     settings.PAYPAL_GATEWAY = "tests.celery_helpers.LostAnswerPayPalGateway"
     LostAnswerPayPalGateway.reset()
     account, method = paypal_account()
-    deliver(billing_tasks.place_paypal_preauth, task_id="p2", account_id=account.pk)
+    deliver(charging_tasks.place_paypal_preauth, task_id="p2", account_id=account.pk)
     PaymentMethod.objects.filter(pk=method.pk).update(status=PaymentMethod.Status.REMOVED, is_default=False)
 
     later = timezone.now() + charging.PENDING_GRACE + timedelta(minutes=1)
@@ -559,7 +559,7 @@ def test_two_beat_firings_of_retry_failed_charges_at_once_make_one_new_attempt_p
     PaymentMethod.objects.filter(pk=old.pk).update(is_default=False)
     working = CardMethodFactory(account=account, is_default=True)
 
-    reports = at_once(2, billing_tasks.retry_failed_charges)
+    reports = at_once(2, charging_tasks.retry_failed_charges)
 
     assert sum(report["failed_retried"] for report in reports) == 1
     assert list(Charge.objects.order_by("pk").values_list("idempotency_key", "status")) == [
@@ -579,7 +579,7 @@ def test_two_beat_firings_of_the_threshold_scan_at_once_charge_once_pay_2_i2(enq
     report_usage(account, "600.00", reference="u-1", now=timezone.now())
     report_usage(account, "400.00", reference="u-2", now=timezone.now())
 
-    created = at_once(2, billing_tasks.charge_usage_thresholds)
+    created = at_once(2, charging_tasks.charge_usage_thresholds)
 
     assert sorted(created) == [0, 1]
     charge = Charge.objects.get()
@@ -595,7 +595,7 @@ def test_two_beat_firings_of_the_threshold_scan_at_once_charge_once_pay_2_i2(enq
 def test_poison_message_runs_once_is_not_retried_and_ends_in_one_error_line(runs, failures):
     """A message with the arguments of an older version (``charge`` since renamed ``charge_id``)
     fails for good at its first run: no retry, one ERROR line with the task, its id and its ids."""
-    result = billing_tasks.execute_charge.apply(kwargs={"charge": 12}, task_id="poison-msg")
+    result = charging_tasks.execute_charge.apply(kwargs={"charge": 12}, task_id="poison-msg")
 
     assert result.failed() and isinstance(result.result, TypeError)
     assert runs == ["poison-msg"]
@@ -603,7 +603,7 @@ def test_poison_message_runs_once_is_not_retried_and_ends_in_one_error_line(runs
     assert line.levelno == logging.ERROR
     assert line.celery_failure == {
         "task_name": "payments.execute_charge", "task_id": "poison-msg", "task_args": {"charge": 12},
-        "retries": 0, "max_retries": billing_tasks.execute_charge.max_retries, "error": "TypeError",
+        "retries": 0, "max_retries": charging_tasks.execute_charge.max_retries, "error": "TypeError",
     }
     assert "payments.execute_charge" in line.getMessage() and "poison-msg" in line.getMessage()
 
@@ -613,7 +613,7 @@ def test_poison_message_failure_line_shows_ids_only_never_card_data_sec_1(runs, 
     """SEC-1: a faulty producer put a card number where an id belongs; the failure is logged
     with the argument's type only, and the number appears in no log line."""
     pan = "4242424242424242"
-    result = billing_tasks.place_paypal_preauth.apply(kwargs={"account_id": pan}, task_id="pan-msg")
+    result = charging_tasks.place_paypal_preauth.apply(kwargs={"account_id": pan}, task_id="pan-msg")
 
     assert result.failed() and runs == ["pan-msg"]
     [line] = failures()

@@ -27,7 +27,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing_backoffice.models import ScheduledRun
 from billing_backoffice.scheduled_runs import RUN_LEASE, beat_window, window_claim, window_finish
-from payments import billing_tasks, settlement_tasks
+from payments.tasks import billing as billing_tasks, charging as charging_tasks, settlement as settlement_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Bill, Charge, LedgerEntry
 from payments.services.billing import InvalidPeriod
@@ -92,7 +92,7 @@ def clock(monkeypatch, now) -> Clock:
     jobs' 12:00 window (1 hour), for the billing period 2026-10."""
     pinned = Clock(now + timedelta(minutes=2))
     fake = SimpleNamespace(now=lambda: pinned.now)
-    for module in (billing_tasks, settlement_tasks):
+    for module in (billing_tasks, charging_tasks, settlement_tasks):
         monkeypatch.setattr(module, "timezone", fake)
     return pinned
 
@@ -361,15 +361,15 @@ def test_pay_3_deduction_runs_once_per_hour_and_charges_each_bill_once(
     accounts = accounts_with_usage(2, clock.now)
     deliver(billing_tasks.generate_monthly_bills, "bills-1")
     with django_capture_on_commit_callbacks(execute=True):
-        assert deliver(billing_tasks.month_end_deduction, "deduct-1").result == 0
+        assert deliver(charging_tasks.month_end_deduction, "deduct-1").result == 0
         assert run_chunks(sent) == 2
         clock.advance(timedelta(minutes=20))
-        assert deliver(billing_tasks.month_end_deduction, "deduct-2").result == 0  # same hour: skipped
+        assert deliver(charging_tasks.month_end_deduction, "deduct-2").result == 0  # same hour: skipped
         clock.advance(timedelta(hours=1))
-        assert deliver(billing_tasks.month_end_deduction, "deduct-3").result == 2
-        assert deliver(billing_tasks.month_end_deduction, "deduct-3").result == 0  # duplicate delivery
+        assert deliver(charging_tasks.month_end_deduction, "deduct-3").result == 2
+        assert deliver(charging_tasks.month_end_deduction, "deduct-3").result == 0  # duplicate delivery
         clock.advance(timedelta(hours=1))
-        assert deliver(billing_tasks.month_end_deduction, "deduct-4").result == 0  # nothing left to charge
+        assert deliver(charging_tasks.month_end_deduction, "deduct-4").result == 0  # nothing left to charge
     assert [(w, t) for w, t, *_ in runs(DEDUCTION)] == [
         (f"{PERIOD}@2026-11-26T12:00:00Z", "deduct-1"),
         (f"{PERIOD}@2026-11-26T13:00:00Z", "deduct-3"),
@@ -379,7 +379,7 @@ def test_pay_3_deduction_runs_once_per_hour_and_charges_each_bill_once(
     executions = sent.of(EXECUTE)
     assert len(executions) == 2
     for kwargs in executions * 2:  # each execute_charge message delivered twice
-        billing_tasks.execute_charge(**kwargs)
+        charging_tasks.execute_charge(**kwargs)
     assert sorted(Charge.objects.values_list("account_id", "status")) == [
         (a.pk, Charge.Status.SUCCEEDED) for a in accounts
     ]

@@ -32,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Sum
 
 from billing_backoffice import money
+from billing_backoffice.enqueue import enqueue_on_commit
 from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, skipped_ids_sql
@@ -53,6 +54,7 @@ from payments.services.billing import (
     usage_period,
 )
 from payments.services.credit_control import credit_hold_refusal
+from payments.services.customer_events import charge_failed_notify, three_ds_waiting_notify
 from payments.services.ledger import ledger_post
 from payments.services.linking import hold_amount_for, hold_record
 from payments.services.settlement import accounts_sync_outstanding
@@ -133,9 +135,7 @@ class InvalidOrderKind(BillingError):
 
 def charge_enqueue(charge_id: int) -> None:
     """Execute the charge in a worker once the transaction that created it commits."""
-    from payments.billing_tasks import execute_charge  # the tasks module imports this one
-
-    transaction.on_commit(lambda: execute_charge.delay(charge_id=charge_id))
+    enqueue_on_commit("payments.execute_charge", charge_id=charge_id)
 
 
 def _active_default(account_id: int) -> PaymentMethod | None:
@@ -233,9 +233,7 @@ def _paypal_preauth_due(account_id: int) -> bool:
 
 
 def _preauth_enqueue(account_id: int) -> None:
-    from payments.billing_tasks import place_paypal_preauth
-
-    transaction.on_commit(lambda: place_paypal_preauth.delay(account_id=account_id))
+    enqueue_on_commit("payments.place_paypal_preauth", account_id=account_id)
 
 
 def paypal_preauth_place(*, account_id: int, now: datetime) -> Charge | None:
@@ -486,10 +484,11 @@ def _charge_ask_for_3ds(charge: Charge, *, authentication_id: str, now: datetime
             now,
         )
         if failed:
-            ThreeDSChallenge.objects.create(
+            challenge = ThreeDSChallenge.objects.create(
                 payment_method_id=charge.payment_method_id, charge=charge, trigger=ThreeDSChallenge.Trigger.RISK,
                 gateway_reference=authentication_id[:64], created_at=now, expires_at=expires_at,
             )
+            three_ds_waiting_notify(challenge=challenge, now=now)  # NOTIFY-1, same transaction
 
 
 def _charge_gateway_error(charge: Charge, error: Exception) -> None:
@@ -499,14 +498,19 @@ def _charge_gateway_error(charge: Charge, error: Exception) -> None:
     )
 
 
+@transaction.atomic
 def _charge_fail(charge: Charge, reason: str, rule: str, detail: str, now: datetime) -> bool:
-    """pending -> failed (conditional); the bill stays open (PAY-5)."""
-    return bool(
+    """pending -> failed (conditional); the bill stays open (PAY-5). The customer is told, once
+    (NOTIFY-1; a 3-D Secure demand has its own message)."""
+    failed = bool(
         Charge.objects.filter(pk=charge.pk, status=Status.PENDING).update(
             status=Status.FAILED, failure_reason=reason, failure_rule=rule,
             failure_detail=detail[:300], completed_at=now,
         )
     )
+    if failed:
+        charge_failed_notify(charge_id=charge.pk, now=now)
+    return failed
 
 
 def _charge_mark_succeeded(charge: Charge, gateway_reference: str, now: datetime) -> bool:

@@ -47,6 +47,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
+from billing_backoffice.enqueue import enqueue_on_commit
 from billing_backoffice.errors import Conflict
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.models import Account, Bill, LedgerEntry
@@ -337,18 +338,12 @@ def settlement_request(*, account_id: int) -> None:
     rolls back, and the task sees the committed credit. Safe to call any number of times: the
     settlement is idempotent (SET-4).
     """
-    from payments.settlement_tasks import settle_account  # the tasks module imports this one
-
-    settle_account.delay_on_commit(account_id=account_id)
+    enqueue_on_commit("payments.settle_account", account_id=account_id)
 
 
 def settlement_request_many(*, account_ids) -> None:
     """SET-2: like ``settlement_request`` for many accounts (a statement import), in chunk tasks."""
-    from django.conf import settings
-
-    from payments.settlement_tasks import settle_chunk
-
     ids = sorted(set(account_ids))
-    size = getattr(settings, "SETTLEMENT_CHUNK_SIZE", 500)
+    size = chunk_size()
     for start in range(0, len(ids), size):
-        settle_chunk.delay_on_commit(account_ids=ids[start:start + size])
+        enqueue_on_commit("payments.settle_chunk", account_ids=ids[start:start + size])

@@ -14,7 +14,8 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from payments import billing_tasks
+from billing_backoffice.task_retries import TRANSIENT_ERRORS
+from payments.tasks import billing as billing_tasks, charging as charging_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, UsageRecord, VerificationHold
 from payments.services import charging
@@ -94,8 +95,8 @@ def enqueued(monkeypatch, django_capture_on_commit_callbacks) -> Enqueued:
     """Records the tasks that would reach the broker (``delay``) instead of sending them."""
     calls = Enqueued(django_capture_on_commit_callbacks)
     for task in (
-        billing_tasks.execute_charge,
-        billing_tasks.place_paypal_preauth,
+        charging_tasks.execute_charge,
+        charging_tasks.place_paypal_preauth,
         billing_tasks.generate_monthly_bills_chunk,
     ):
         monkeypatch.setattr(task, "delay", lambda _name=task.name, **kwargs: calls.append((_name, kwargs)))
@@ -611,8 +612,8 @@ def test_i2_execute_charge_task_delivered_twice_charges_once(now, enqueued):
     report_usage(account, "1000.00", reference="u-1", now=now)
     enqueued.commit(threshold_charges_run, now=now)
     [(_, kwargs)] = enqueued
-    assert billing_tasks.execute_charge(**kwargs) == Charge.Status.SUCCEEDED
-    assert billing_tasks.execute_charge(**kwargs) == Charge.Status.SUCCEEDED
+    assert charging_tasks.execute_charge(**kwargs) == Charge.Status.SUCCEEDED
+    assert charging_tasks.execute_charge(**kwargs) == Charge.Status.SUCCEEDED
     assert PROCESSOR.charge_count(method.gateway_token) == 1
     assert len(ledger(account)) == 2
 
@@ -637,7 +638,7 @@ def test_nothing_is_enqueued_from_a_rolled_back_transaction(now, enqueued, djang
 
 
 def test_execute_charge_task_for_an_unknown_charge_is_a_no_op():
-    assert billing_tasks.execute_charge(charge_id=987654) == "not_found"
+    assert charging_tasks.execute_charge(charge_id=987654) == "not_found"
 
 
 def test_retry_failed_charges_task_reports_what_it_did():
@@ -645,25 +646,23 @@ def test_retry_failed_charges_task_reports_what_it_did():
 
     account, _ = card_account("timeoutonce")
     place(account, now=timezone.now() - timedelta(hours=1))
-    assert billing_tasks.retry_failed_charges() == {"pending_retried": 1, "failed_retried": 0, "succeeded": 1}
+    assert charging_tasks.retry_failed_charges() == {"pending_retried": 1, "failed_retried": 0, "succeeded": 1}
 
 
 @pytest.mark.parametrize(
     "task",
     [
-        billing_tasks.execute_charge, billing_tasks.place_paypal_preauth, billing_tasks.charge_usage_thresholds,
+        charging_tasks.execute_charge, charging_tasks.place_paypal_preauth, charging_tasks.charge_usage_thresholds,
         billing_tasks.generate_monthly_bills, billing_tasks.generate_monthly_bills_chunk,
-        billing_tasks.month_end_deduction, billing_tasks.retry_failed_charges,
+        charging_tasks.month_end_deduction, charging_tasks.retry_failed_charges,
     ],
     ids=lambda t: t.name,
 )
 def test_billing_task_retries_are_bounded_and_below_the_visibility_timeout(task):
-    from payments import tasks
-
     assert task.name.startswith("payments.")
     assert 0 < task.max_retries <= 5
     assert task.max_retries * task.retry_backoff_max < 3600
-    assert set(task.autoretry_for) == set(tasks.TRANSIENT_ERRORS)
+    assert set(task.autoretry_for) == set(TRANSIENT_ERRORS)
 
 
 def test_charge_usage_thresholds_task_runs_the_scan(enqueued):
@@ -671,8 +670,8 @@ def test_charge_usage_thresholds_task_runs_the_scan(enqueued):
 
     account, _ = card_account()
     report_usage(account, "1000.00", reference="u-1", now=timezone.now())
-    assert billing_tasks.charge_usage_thresholds() == 1
-    assert billing_tasks.charge_usage_thresholds() == 0
+    assert charging_tasks.charge_usage_thresholds() == 1
+    assert charging_tasks.charge_usage_thresholds() == 0
 
 
 # --- DEL-3 with real bills -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
-from payments import billing_tasks
+from payments.tasks import charging as charging_tasks
 from payments.api.clients import api_client_token_issue
 from payments.gateways.simulated import PROCESSOR, SimulatedCardGateway
 from payments.models import Bill, Charge, LedgerEntry, UsageRecord, VerificationHold
@@ -49,7 +49,7 @@ def enqueued(monkeypatch) -> list[dict]:
         with lock:
             calls.append(kwargs)
 
-    for task in (billing_tasks.execute_charge, billing_tasks.place_paypal_preauth):
+    for task in (charging_tasks.execute_charge, charging_tasks.place_paypal_preauth):
         monkeypatch.setattr(task, "delay", record)
     return calls
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from payments import billing_tasks
+from payments.tasks import billing as billing_tasks, charging as charging_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Bill, Charge, PaymentMethod, UsageRecord
 from payments.services.billing import (
@@ -252,5 +252,5 @@ def test_month_end_deduction_task_and_chunk_task(now, enqueued):
     report_usage(account, "3.00", reference="k-1", now=timezone.now(), period=period)
     billing_tasks.generate_monthly_bills()
     assert run_chunk_tasks(enqueued) == 1
-    assert billing_tasks.month_end_deduction() == 1
-    assert billing_tasks.month_end_deduction() == 0
+    assert charging_tasks.month_end_deduction() == 1
+    assert charging_tasks.month_end_deduction() == 0

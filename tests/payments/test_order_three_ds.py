@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from payments import billing_tasks
+from payments.tasks import charging as charging_tasks
 from payments.errors import ChallengeNotFound, VerificationNotPending
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Bill, Charge, PaymentMethod, ThreeDSChallenge
@@ -266,7 +266,7 @@ def test_i2_replay_whose_answer_was_lost_is_charged_once(now, monkeypatch):
     order = complete(challenge, now=now)
     assert order.charge.status == Charge.Status.PENDING
 
-    assert billing_tasks.execute_charge.run(charge_id=order.charge.pk) == Charge.Status.SUCCEEDED
+    assert charging_tasks.execute_charge.run(charge_id=order.charge.pk) == Charge.Status.SUCCEEDED
     assert len(PROCESSOR.charges) == 1 and Bill.objects.get().status == Bill.Status.PAID
     assert_all_invariants(processor=PROCESSOR)
 

@@ -14,7 +14,7 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from payments import settlement_tasks
+from payments.tasks import bills as bills_tasks, settlement as settlement_tasks
 from payments.models import Account, Bill, LedgerEntry
 from payments.services import settlement
 from payments.services.bills import (
@@ -35,9 +35,9 @@ from payments.services.settlement import (
     settlement_due_account_ids,
     settlement_request,
 )
-from payments.tasks import TRANSIENT_ERRORS
+from billing_backoffice.task_retries import TRANSIENT_ERRORS
 from tests.factories import AccountFactory, UserFactory
-from tests.payments.test_roles import FINANCE, _group
+from tests.helpers.roles import FINANCE, role_group
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_set_1_account_with_settlement_off_is_untouched(account, now):
 
 def test_set_1_switch_records_who_and_when_and_switching_on_settles(account, now, django_capture_on_commit_callbacks, monkeypatch):
     staff = UserFactory(username="finance-switch")
-    staff.groups.add(_group(FINANCE))  # SEC-3: the switch needs payments.pay_bill
+    staff.groups.add(role_group(FINANCE))  # SEC-3: the switch needs payments.pay_bill
     with django_capture_on_commit_callbacks(execute=False) as off_callbacks:
         settlement_switch(account_id=account.pk, enabled=False, actor=staff, now=now)
     account.refresh_from_db()
@@ -458,15 +458,15 @@ def test_set_4_two_beat_firings_in_one_window_pay_each_bill_once(now, monkeypatc
 def test_cred_3_overdue_task_twice_has_no_second_effect(account):
     bill = make_bill(account, "10.00", issued_at=datetime(2020, 1, 1, tzinfo=timezone.utc),
                      due_date=datetime(2020, 1, 31, tzinfo=timezone.utc).date())
-    assert settlement_tasks.mark_overdue_bills() == 1
-    assert settlement_tasks.mark_overdue_bills() == 0
+    assert bills_tasks.mark_overdue_bills() == 1
+    assert bills_tasks.mark_overdue_bills() == 0
     assert fresh(bill).status == Status.OVERDUE
 
 
 @pytest.mark.parametrize(
     "task",
     [settlement_tasks.settle_account, settlement_tasks.settle_chunk, settlement_tasks.settlement_sweep,
-     settlement_tasks.mark_overdue_bills],
+     bills_tasks.mark_overdue_bills],
     ids=lambda t: t.name,
 )
 def test_set_4_task_retries_bounded_below_visibility_timeout(task):
@@ -485,7 +485,7 @@ def manual_account():
 
 def test_set_3_manual_payment_pays_the_bill_from_the_balance(manual_account, now):
     finance = UserFactory(username="fin-manual")
-    finance.groups.add(_group(FINANCE))  # SEC-3: paying by hand needs payments.pay_bill
+    finance.groups.add(role_group(FINANCE))  # SEC-3: paying by hand needs payments.pay_bill
     bill = make_bill(manual_account, "80.00", issued_at=day(3, now))
     credit(manual_account, "100.00", now=now)
     paid = bill_pay_manual(bill_id=bill.pk, actor=finance, now=now)

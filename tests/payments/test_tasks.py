@@ -13,7 +13,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing_backoffice.celery import app as celery_app
-from payments import tasks
+from billing_backoffice.task_retries import TRANSIENT_ERRORS
+from payments.tasks import holds as hold_tasks, lifecycle as lifecycle_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory
@@ -21,11 +22,11 @@ from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory,
 pytestmark = pytest.mark.django_db
 VISIBILITY_TIMEOUT = 3600
 ALL_TASKS = [
-    tasks.release_due_holds,
-    tasks.expire_cards,
-    tasks.fail_abandoned_verifications,
-    tasks.close_silent_accounts,
-    tasks.release_hold,
+    hold_tasks.release_due_holds,
+    lifecycle_tasks.expire_cards,
+    lifecycle_tasks.fail_abandoned_verifications,
+    lifecycle_tasks.close_silent_accounts,
+    hold_tasks.release_hold,
 ]
 
 
@@ -42,17 +43,17 @@ def test_every_scheduled_task_name_is_registered():
 def test_retries_bounded_and_far_below_visibility_timeout(task):
     assert 0 < task.max_retries <= 5
     assert task.retry_backoff_max < VISIBILITY_TIMEOUT / 4
-    assert tasks.RELEASE_HOLD_RETRY_COUNTDOWN < VISIBILITY_TIMEOUT / 4
+    assert hold_tasks.RELEASE_HOLD_RETRY_COUNTDOWN < VISIBILITY_TIMEOUT / 4
     # Worst case: every retry waits the maximum; all of them together still fit well inside.
     assert task.max_retries * task.retry_backoff_max < VISIBILITY_TIMEOUT
     # Only transient infrastructure errors are retried automatically, never business errors.
-    assert set(task.autoretry_for) == set(tasks.TRANSIENT_ERRORS)
+    assert set(task.autoretry_for) == set(TRANSIENT_ERRORS)
 
 
 def test_hold_2_release_due_holds_task_twice_voids_once():
     hold = HoldFactory(placed_at=timezone.now() - timedelta(hours=1))
-    assert tasks.release_due_holds() == 1
-    assert tasks.release_due_holds() == 0
+    assert hold_tasks.release_due_holds() == 1
+    assert hold_tasks.release_due_holds() == 0
     hold.refresh_from_db()
     assert hold.status == VerificationHold.Status.RELEASED
     assert PROCESSOR.void_calls[hold.authorization_id] == 1
@@ -60,37 +61,37 @@ def test_hold_2_release_due_holds_task_twice_voids_once():
 
 def test_hold_2_release_hold_task_twice_voids_once():
     hold = HoldFactory()
-    assert tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
-    assert tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
+    assert hold_tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
+    assert hold_tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
     assert PROCESSOR.void_calls[hold.authorization_id] == 1
-    assert tasks.release_hold(hold_id=hold.pk + 1000) == "not_found"
+    assert hold_tasks.release_hold(hold_id=hold.pk + 1000) == "not_found"
 
 
 def test_hold_2_release_hold_task_retries_transient_void_failure_with_same_key():
     hold = HoldFactory(authorization_id="auth_voidfailsonce_task0001")
     with pytest.raises(Retry):
-        tasks.release_hold(hold_id=hold.pk)
+        hold_tasks.release_hold(hold_id=hold.pk)
     hold.refresh_from_db()
     assert (hold.status, hold.release_attempts) == (VerificationHold.Status.RELEASE_FAILED, 1)
     # The retry (delivered later) succeeds with the hold's saved void key: one real void.
-    assert tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
+    assert hold_tasks.release_hold(hold_id=hold.pk) == VerificationHold.Status.RELEASED
     assert PROCESSOR.void_calls[hold.authorization_id] == 1
 
 
 def test_del_5_expire_cards_task_twice_has_no_second_effect():
     last_year = timezone.now().year - 1
     card = CardMethodFactory(exp_month=12, exp_year=last_year, is_default=True)
-    assert tasks.expire_cards() == 1
+    assert lifecycle_tasks.expire_cards() == 1
     changed_at = PaymentMethod.objects.get(pk=card.pk).status_changed_at
-    assert tasks.expire_cards() == 0
+    assert lifecycle_tasks.expire_cards() == 0
     card.refresh_from_db()
     assert (card.status, card.is_default, card.status_changed_at) == (PaymentMethod.Status.EXPIRED, True, changed_at)
 
 
 def test_link_5_fail_abandoned_verifications_task_twice_records_one_attempt():
     challenge = ChallengeFactory(created_at=timezone.now() - timedelta(hours=1))
-    assert tasks.fail_abandoned_verifications() == 1
-    assert tasks.fail_abandoned_verifications() == 0
+    assert lifecycle_tasks.fail_abandoned_verifications() == 1
+    assert lifecycle_tasks.fail_abandoned_verifications() == 0
     challenge.refresh_from_db()
     assert challenge.status == ThreeDSChallenge.Status.EXPIRED
     assert PaymentMethod.objects.get(pk=challenge.payment_method_id).status == PaymentMethod.Status.FAILED
@@ -102,9 +103,9 @@ def test_link_5_fail_abandoned_verifications_task_twice_records_one_attempt():
 def test_link_2_close_silent_accounts_task_twice_closes_once():
     deactivated_at = timezone.now() - timedelta(days=16)
     account = AccountFactory(status=Account.Status.DEACTIVATED, deactivated_at=deactivated_at)
-    assert tasks.close_silent_accounts() == 1
+    assert lifecycle_tasks.close_silent_accounts() == 1
     closed_at = Account.objects.get(pk=account.pk).closed_at
-    assert tasks.close_silent_accounts() == 0
+    assert lifecycle_tasks.close_silent_accounts() == 0
     account.refresh_from_db()
     assert (account.status, account.closed_at) == (Account.Status.CLOSED, closed_at)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from payments.models import Bill
-from payments.settlement_tasks import settle_account, settle_chunk
+from payments.tasks.settlement import settle_account, settle_chunk
 from remittances.services import claims as svc
 from tests.factories import AccountFactory
 from tests.remittances.test_claims import finance_user, reviewed_claim

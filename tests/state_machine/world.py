@@ -124,11 +124,11 @@ def patch_tasks(monkeypatch, broker: Broker) -> None:
     """Every task a service enqueues goes to ``broker``; any other send fails the test."""
     from celery.app.task import Task
 
-    from payments import billing_tasks, settlement_tasks
+    from payments.tasks import billing as billing_tasks, charging as charging_tasks, settlement as settlement_tasks
 
     for task in (
-        billing_tasks.execute_charge,
-        billing_tasks.place_paypal_preauth,
+        charging_tasks.execute_charge,
+        charging_tasks.place_paypal_preauth,
         billing_tasks.generate_monthly_bills_chunk,
         settlement_tasks.settle_account,
         settlement_tasks.settle_chunk,

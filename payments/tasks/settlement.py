@@ -1,9 +1,9 @@
-"""Celery tasks of settlement and overdue marking (SET-1..4, CRED-3): thin, ids in, one service
-call each, retried only on transient database errors (``payments.tasks.RETRY_OPTIONS``).
+"""Celery tasks of settlement (SET-1..4): thin, ids in, one service call each
+(``payments.services.settlement``), retried only on transient database errors
+(``billing_backoffice.task_retries``). Overdue marking (CRED-3) is ``payments.tasks.bills``.
 
 Every task is safe to run twice or concurrently: the settlement locks the account rows and
-posts each allocation under a unique reference (SET-4), and overdue marking is a conditional
-UPDATE. Overlapping sweeps are cheap: one query to find the accounts, then one small task per
+posts each allocation under a unique reference (SET-4). Overlapping sweeps are cheap: one query to find the accounts, then one small task per
 chunk.
 
 One sweep per window (SET-4): ``settlement_sweep`` claims its beat window first
@@ -20,9 +20,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing_backoffice.scheduled_runs import beat_window, firing_task_id, window_claim, window_finish
-from payments.services.bills import bills_mark_overdue
+from billing_backoffice.task_retries import RETRY_OPTIONS
 from payments.services.settlement import settle_accounts, settlement_due_chunks
-from payments.tasks import RETRY_OPTIONS
 
 
 @shared_task(name="payments.settle_account", **RETRY_OPTIONS)
@@ -50,9 +49,3 @@ def settlement_sweep(self) -> int:
         settle_chunk.delay_on_commit(account_ids=chunk)
     window_finish(run=run, now=timezone.now())  # after the chunks are sent: a crash before resends them
     return len(chunks)
-
-
-@shared_task(name="payments.mark_overdue_bills", **RETRY_OPTIONS)
-def mark_overdue_bills() -> int:
-    """CRED-3: unpaid bills past their due date become overdue."""
-    return bills_mark_overdue(now=timezone.now())

@@ -1,13 +1,11 @@
-"""Celery tasks of charging (PAY-1..6, HOLD-4): thin wrappers, one service call each.
-
-Every task takes ids, is safe to run twice (the services create each bill and charge once, by
-unique references and saved idempotency keys, and record outcomes by conditional updates) and
-retries only transient database errors, with the bounded backoff of ``payments.tasks``.
+"""Celery tasks of monthly bill generation (PAY-3, CRED-3): thin wrappers, one service call each
+(``payments.services.billing``), retried only on transient database errors
+(``billing_backoffice.task_retries``).
 
 Month end (PAY-3): ``generate_monthly_bills`` splits the accounts with unbilled usage into chunks
 and enqueues one ``generate_monthly_bills_chunk`` per chunk, so the workers share the run;
-``month_end_deduction`` creates one charge per unpaid monthly bill. Beat fires both every hour
-(late usage, late chunks and bills made after the last deduction are picked up by the next
+``month_end_deduction`` (``payments.tasks.charging``) creates one charge per unpaid monthly
+bill. Beat fires both every hour (late usage, late chunks and bills made after the last deduction are picked up by the next
 hour), and each firing is one run per window (``billing_backoffice/scheduled_runs.py``):
 
 - the window of a beat firing is the billing period and the beat interval it fell in
@@ -30,8 +28,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from billing_backoffice.scheduled_runs import beat_window, firing_task_id, window_claim, window_finish
-from payments.services import billing, charging
-from payments.tasks import RETRY_OPTIONS
+from billing_backoffice.task_retries import RETRY_OPTIONS
+from payments.services import billing
 
 
 def previous_period(now: datetime) -> str:
@@ -47,28 +45,6 @@ def monthly_window(*, task_name: str, period: str | None, task_id: str, now: dat
         return period, f"{period}@manual:{task_id}"
     period = previous_period(now)
     return period, f"{period}@{beat_window(task_name=task_name, now=now)}"
-
-
-@shared_task(name="payments.execute_charge", **RETRY_OPTIONS)
-def execute_charge(*, charge_id: int) -> str:
-    """Run one pending charge at the gateway with its saved key; a replay changes nothing."""
-    try:
-        return charging.charge_execute(charge_id=charge_id, now=timezone.now()).status
-    except charging.ChargeNotFound:
-        return "not_found"
-
-
-@shared_task(name="payments.place_paypal_preauth", **RETRY_OPTIONS)
-def place_paypal_preauth(*, account_id: int) -> str:
-    """HOLD-4: the PayPal pre-authorization when an account's pay-as-you-go charges start."""
-    charge = charging.paypal_preauth_place(account_id=account_id, now=timezone.now())
-    return charge.status if charge else "not_needed"
-
-
-@shared_task(name="payments.charge_usage_thresholds", **RETRY_OPTIONS)
-def charge_usage_thresholds() -> int:
-    """PAY-2: charge every account whose unbilled usage reached its threshold."""
-    return charging.threshold_charges_run(now=timezone.now())
 
 
 @shared_task(bind=True, name="payments.generate_monthly_bills", **RETRY_OPTIONS)
@@ -97,24 +73,3 @@ def generate_monthly_bills_chunk(*, period: str, first_account_id: int, last_acc
     """PAY-3 / CRED-3: the monthly bills of one chunk of accounts; returns how many were created."""
     chunk = billing.AccountChunk(first_account_id, last_account_id)
     return len(billing.monthly_bills_generate_chunk(period=period, now=timezone.now(), chunk=chunk))
-
-
-@shared_task(bind=True, name="payments.month_end_deduction", **RETRY_OPTIONS)
-def month_end_deduction(self, *, period: str | None = None) -> int:
-    """PAY-3: one charge per unpaid monthly bill of the period (not credit accounts, PAY-6), once
-    per window; ``period`` as in ``generate_monthly_bills``. Returns how many charges were created."""
-    now, task_id = timezone.now(), firing_task_id(self.request)
-    period, window = monthly_window(task_name=self.name, period=period, task_id=task_id, now=now)
-    run = window_claim(job=self.name, window=window, task_id=task_id, now=now)
-    if run is None:
-        return 0
-    created = charging.month_end_deduction_run(period=period, now=now)
-    window_finish(run=run, now=timezone.now())
-    return created
-
-
-@shared_task(name="payments.retry_failed_charges", **RETRY_OPTIONS)
-def retry_failed_charges() -> dict:
-    """Pending charges again with their saved keys; transient failures again, within bounds."""
-    report = charging.charges_retry_failed(now=timezone.now())
-    return {"pending_retried": report.pending_retried, "failed_retried": report.failed_retried, "succeeded": report.succeeded}
