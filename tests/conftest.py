@@ -7,6 +7,8 @@ import time_machine
 
 from payments.gateways import simulated
 from payments.services import CardInput
+from tests.factories import UserFactory
+from tests.helpers.roles import FINANCE, MANAGERS, role_group
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +74,40 @@ def card_input(number: str = "4242424242424242", **overrides) -> CardInput:
 @pytest.fixture
 def make_card():
     return card_input
+
+
+# --- staff users of each role (SEC-3), for the admin tests of every app ---------------------------
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(username="root", is_superuser=True)
+
+
+@pytest.fixture
+def manager():
+    user = UserFactory(username="manager")
+    user.groups.add(role_group(MANAGERS))
+    return user
+
+
+@pytest.fixture
+def finance():
+    user = UserFactory(username="finance")
+    user.groups.add(role_group(FINANCE))
+    return user
+
+
+@pytest.fixture
+def as_role(client, superuser, manager, finance):
+    """``as_role("manager")`` -> the test client logged in as that role."""
+    users = {"superuser": superuser, "manager": manager, "finance": finance}
+
+    def login(role: str):
+        client.force_login(users[role])
+        return client
+
+    return login
 
 
 def current_database_url() -> str:

@@ -21,7 +21,7 @@ from billing_backoffice.audit import audit_context, audited_models
 from billing_backoffice.models import GroupPermissionGrant, UserGroupMembership
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from tests.factories import UserFactory
-from tests.payments.test_roles import FINANCE, _group, superuser  # noqa: F401  (fixture)
+from tests.helpers.roles import FINANCE, role_group
 from tests.remittances.samples import build
 from tests.remittances.test_statement_import import SAMPLES, make_receiving_account
 
@@ -40,7 +40,7 @@ def test_sec_2_permission_link_tables_are_audited_models():
 
 
 def test_sec_2_sec_3_adding_a_user_to_finance_staff_in_the_admin_names_the_superuser(client, superuser):  # noqa: F811
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     staff = UserFactory(username="clerk")
     client.force_login(superuser)
     page = client.get(reverse("admin:auth_user_change", args=[staff.pk]))
@@ -67,7 +67,7 @@ def test_sec_2_sec_3_adding_a_user_to_finance_staff_in_the_admin_names_the_super
 
 
 def test_sec_2_sec_3_removing_a_user_from_a_group_is_recorded_in_words():
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     staff = UserFactory(username="clerk")
     staff.groups.add(finance)
     staff.groups.remove(finance)
@@ -78,7 +78,7 @@ def test_sec_2_sec_3_removing_a_user_from_a_group_is_recorded_in_words():
 
 
 def test_sec_2_sec_3_permission_removed_from_a_group_through_the_orm_is_recorded():
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     permission = finance.permissions.select_related("content_type").first()
     assert permission is not None, "the staff migrations give the finance group permissions"
     with audit_context(actor="security-review", reason="least privilege"):
@@ -91,7 +91,7 @@ def test_sec_2_sec_3_permission_removed_from_a_group_through_the_orm_is_recorded
 
 
 def test_sec_2_sec_3_raw_sql_delete_on_group_permissions_is_recorded():
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     held = set(finance.permissions.values_list("pk", flat=True))
     assert held
     with connection.cursor() as cursor:
@@ -103,7 +103,7 @@ def test_sec_2_sec_3_raw_sql_delete_on_group_permissions_is_recorded():
 
 
 def test_sec_2_sec_3_raw_sql_rewrite_of_a_membership_shows_before_and_after():
-    finance, other = _group(FINANCE), Group.objects.create(name="Interns")
+    finance, other = role_group(FINANCE), Group.objects.create(name="Interns")
     staff = UserFactory(username="clerk")
     staff.groups.add(other)
     with connection.cursor() as cursor:
@@ -114,7 +114,7 @@ def test_sec_2_sec_3_raw_sql_rewrite_of_a_membership_shows_before_and_after():
 
 
 def test_sec_2_sec_3_audit_log_page_shows_permission_changes(client, superuser):  # noqa: F811
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     permission = finance.permissions.first()
     staff = UserFactory(username="clerk")
     staff.groups.add(finance)
@@ -130,7 +130,7 @@ def test_sec_2_sec_3_audit_log_page_shows_permission_changes(client, superuser):
 
 
 def test_sec_2_audit_log_names_a_deleted_user_by_id():
-    finance = _group(FINANCE)
+    finance = role_group(FINANCE)
     staff = UserFactory(username="leaver")
     staff.groups.add(finance)
     staff_id = staff.pk
@@ -174,6 +174,6 @@ def test_sec_2_command_actor_ends_with_the_command():
         "--bic", "BUKBGB22", "--currency", "GBP", stdout=StringIO(),
     )
     staff = UserFactory(username="after")
-    staff.groups.add(_group(FINANCE))
+    staff.groups.add(role_group(FINANCE))
     (added,) = [row for row in rows(UserGroupMembership) if row.data["user_id"] == staff.pk]
     assert added.actor == ""

@@ -19,7 +19,7 @@ from payments.models import Account, Bill, PaymentMethod
 from payments.services import account_deactivate, account_reactivate
 from payments.services.lifecycle import accounts_close_silent
 from tests.factories import AccountFactory, CardMethodFactory
-from tests.payments.test_roles import action_post, as_role, finance, manager, superuser  # noqa: F401
+from tests.helpers.roles import action_post
 
 pytestmark = pytest.mark.django_db
 Status = PaymentMethod.Status

@@ -28,14 +28,7 @@ from tests.factories import (
     LinkAttemptFactory,
     PayPalMethodFactory,
 )
-from tests.payments.test_roles import (  # noqa: F401  (fixtures)
-    action_post,
-    as_role,
-    changelist,
-    finance,
-    manager,
-    superuser,
-)
+from tests.helpers.roles import action_post, changelist
 
 pytestmark = pytest.mark.django_db
 

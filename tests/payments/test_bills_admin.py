@@ -26,7 +26,7 @@ from payments.services.order_three_ds import order_three_ds_complete
 from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.payments.test_charging import card_account, place
-from tests.payments.test_roles import action_post, changelist, finance, manager, superuser  # noqa: F401
+from tests.helpers.roles import action_post, changelist
 
 pytestmark = pytest.mark.django_db
 D = Decimal

@@ -1,37 +1,18 @@
-"""factory_boy factories. Methods built here bypass the gateway; tests of linking use services."""
+"""Factories of the linking models: payment methods, holds, 3-D Secure challenges, link attempts.
+
+Methods built here bypass the gateway; tests of linking use services."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import factory
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from payments.eligibility import region_for_country
-from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
-from payments.services.linking import card_fingerprint
+from payments.models import LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from payments.services import card_fingerprint
 
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"staff{n}")
-    is_staff = True
-    password = factory.django.Password("pw")
-
-
-class AccountFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Account
-
-    name = factory.Sequence(lambda n: f"Customer {n}")
-    email = factory.LazyAttribute(lambda o: f"{o.name.lower().replace(' ', '.')}@example.com")
-    kind = Account.Kind.INDIVIDUAL
-    country = "US"
-    region = factory.LazyAttribute(lambda o: region_for_country(str(o.country)))
+from .accounts import AccountFactory
 
 
 class CardMethodFactory(factory.django.DjangoModelFactory):
