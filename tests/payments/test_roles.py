@@ -23,7 +23,6 @@ from tests.factories import (
     UserFactory,
 )
 from tests.helpers.roles import FINANCE, MANAGERS, action_post, changelist, role_group, staff_groups
-from tests.helpers.roles import FINANCE, MANAGERS, action_post, changelist, role_group, staff_groups
 
 pytestmark = pytest.mark.django_db
 

@@ -94,7 +94,7 @@ def test_set_1_account_with_settlement_off_is_untouched(account, now):
 
 def test_set_1_switch_records_who_and_when_and_switching_on_settles(account, now, django_capture_on_commit_callbacks, monkeypatch):
     staff = UserFactory(username="finance-switch")
-    staff.groups.add(rolerole_group(FINANCE))  # SEC-3: the switch needs payments.pay_bill
+    staff.groups.add(role_group(FINANCE))  # SEC-3: the switch needs payments.pay_bill
     with django_capture_on_commit_callbacks(execute=False) as off_callbacks:
         settlement_switch(account_id=account.pk, enabled=False, actor=staff, now=now)
     account.refresh_from_db()
@@ -485,7 +485,7 @@ def manual_account():
 
 def test_set_3_manual_payment_pays_the_bill_from_the_balance(manual_account, now):
     finance = UserFactory(username="fin-manual")
-    finance.groups.add(rolerole_group(FINANCE))  # SEC-3: paying by hand needs payments.pay_bill
+    finance.groups.add(role_group(FINANCE))  # SEC-3: paying by hand needs payments.pay_bill
     bill = make_bill(manual_account, "80.00", issued_at=day(3, now))
     credit(manual_account, "100.00", now=now)
     paid = bill_pay_manual(bill_id=bill.pk, actor=finance, now=now)
