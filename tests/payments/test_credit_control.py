@@ -24,7 +24,7 @@ from payments.services import credit_control as cc
 from payments.services.settlement import settle_accounts
 from tests.factories import AccountFactory
 from tests.payments.invariants import credit, make_bill
-from tests.payments.test_roles import FINANCE, MANAGERS, _group
+from tests.helpers.roles import FINANCE, MANAGERS, role_group
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 def staff(name: str, group: str):
     user = UserFactory(username=name)
-    user.groups.add(_group(group))
+    user.groups.add(role_group(group))
     return user
 
 
