@@ -1,5 +1,6 @@
 """Shared pieces of the staff admin: a paginator that never counts a big table, read-only
-model admins for records the processor owns, and the loop every service-backed action runs.
+model admins for records the processor owns, the loop every service-backed action runs, the
+id bound of digit searches (``MAX_ID``, ``digits_pk``) and formula escaping for exports.
 
 Kept out of the apps' ``admin.py`` so that ``remittances`` can use the same pieces for its own
 big tables (bills, transactions, claims) without importing ``payments.admin``.
@@ -13,10 +14,13 @@ from collections.abc import Callable
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
+from import_export import resources, widgets
+
 from billing_backoffice.errors import BillingError
+from billing_backoffice.url_converters import MAX_ID  # noqa: F401 - re-exported for the admins
 
 # Group names created by payments/migrations/0002_staff_groups.py (seed_demo uses them too).
 ACCOUNT_MANAGERS = "Account managers"
@@ -167,3 +171,40 @@ def run_service_action(
         done += 1
     if done:
         modeladmin.message_user(request, done_message.format(count=done), messages.SUCCESS)
+
+
+# --- searches and filters by id ------------------------------------------------------------------
+
+
+def digits_pk(term: str, field: str = "pk") -> Q:
+    """A run of digits as an id filter; past the bigint range, a filter that matches nothing.
+
+    A longer run of digits names no row, and PostgreSQL would refuse it as a bigint parameter
+    (a server error instead of an empty result).
+    """
+    return Q(**{field: int(term)}) if int(term) <= MAX_ID else Q(pk__in=[])
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+# A spreadsheet runs a cell starting with one of these as a formula (CSV/XLSX injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value):
+    """``=cmd|...`` -> ``'=cmd|...``: a spreadsheet shows the text from outside, never runs it."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class FormulaSafeResource(resources.ModelResource):
+    """An export whose text cells are neutralised; numeric cells stay numbers."""
+
+    NUMERIC_WIDGETS = (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget)
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        if isinstance(field.widget, self.NUMERIC_WIDGETS):
+            return value
+        return neutralise_formula(value)

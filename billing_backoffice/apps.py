@@ -2,8 +2,9 @@
 
 - ``BillingBackofficeConfig``: the project package as an app, for its management commands
   (``add_totp_device``) and its deploy check.
-- ``StaffAdminConfig``: ``django.contrib.admin`` with ``BillingAdminSite`` as the default site, so
-  ``admin.site`` and every ``@admin.register`` use the site that enforces the second factor.
+- ``StaffAdminConfig``: ``django.contrib.admin`` with ``site.BillingAdminSite`` as the default site,
+  so ``admin.site`` and every ``@admin.register`` use the site that enforces the second factor
+  and shows today's figures on its index.
   The site's module imports django-otp models, so it is named here as a string and loaded only
   when the admin first touches ``admin.site`` (after the models are ready).
 """
@@ -23,4 +24,4 @@ class BillingBackofficeConfig(AppConfig):
 
 class StaffAdminConfig(admin_apps.AdminConfig):
     default = False
-    default_site = "billing_backoffice.staff_login.BillingAdminSite"
+    default_site = "billing_backoffice.site.BillingAdminSite"

@@ -17,7 +17,7 @@ page of rows through one of its indexes ((object, id), (time, id) or (actor, tim
 of those rows finds its previous event (its "before") through the (object, id) index; the
 union is cut to a page. Paging is by key ("older than this event"), never by OFFSET.
 
-Imported from ``payments/admin.py``, so it is registered with the other admins.
+Imported from ``payments/admin/__init__.py``, so it is registered with the other admins.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Today's billing figures for the admin index (selectors: reads only, a fixed number of queries).
+"""Today's billing figures for the admin index, shown by ``site.BillingAdminSite.index`` (selectors:
+reads only, a fixed number of queries).
 
 One aggregate query per figure, each grouped by currency (money in different currencies is
 never added up), and only the figures the user may see:

@@ -1,6 +1,7 @@
 """Staff login hardening (SEC-3): a second factor on every admin page, and login lockout.
 
-- ``BillingAdminSite`` is the project's default admin site (``apps.StaffAdminConfig``), so every
+- ``SecondFactorAdminSite`` is the base of the project's default admin site
+  (``billing_backoffice.site.BillingAdminSite``, installed by ``apps.StaffAdminConfig``), so every
   ``@admin.register`` and every custom view wrapped in ``admin_site.admin_view`` goes through its
   ``has_permission``. With ``ADMIN_REQUIRE_OTP`` on, a staff session counts only once a django-otp
   device (TOTP app, or a recovery code) has verified it: anything else is sent to the login page,
@@ -96,7 +97,10 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 # --- the admin site ------------------------------------------------------------------------------
 
 
-class BillingAdminSite(admin.AdminSite):
+class SecondFactorAdminSite(admin.AdminSite):
+    """The admin site's login hardening; ``billing_backoffice.site.BillingAdminSite`` adds the
+    index's figures (kept apart: this module sits below the apps and imports none of them)."""
+
     site_header = "Billing back office"
     site_title = "Billing back office"
     index_title = "Billing administration"

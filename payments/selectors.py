@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
-from payments.models import LedgerEntry
+from billing_backoffice.url_converters import MAX_ID
+from payments.models import Account, LedgerEntry
 
 
 def account_balances(*, account_id: int) -> dict[str, Decimal]:
@@ -22,3 +23,30 @@ def account_balances(*, account_id: int) -> dict[str, Decimal]:
         .order_by("currency")
     )
     return {row["currency"]: row["total"] for row in rows}
+
+
+def account_uid_or_pk(term: str) -> Q:
+    """Digits name an account by UID (unique index) or by id (primary key, when in bigint range)."""
+    by_pk = Q(pk=int(term)) if int(term) <= MAX_ID else Q(pk__in=[])
+    return Q(uid=term) | by_pk
+
+
+def account_ids_named_by(term: str) -> list[int]:
+    """The accounts (at most two: one by UID, one by id) a digits search names.
+
+    Looked up first, in one indexed query, so that a big table is then filtered on its own
+    indexed ``account_id`` instead of an OR across a join to accounts (which PostgreSQL answers
+    with a sequential scan or a hash join of both tables, benchmarks/bench_admin.py).
+    """
+    return list(Account.objects.filter(account_uid_or_pk(term)).values_list("pk", flat=True)[:2])
+
+
+def account_find(term: str) -> Account | None:
+    """An account by UID (unique index) or, for digits, by id; None for an empty term."""
+    term = (term or "").strip()
+    if not term:
+        return None
+    q = Q(uid=term)
+    if term.isdigit() and int(term) <= MAX_ID:
+        q |= Q(pk=int(term))
+    return Account.objects.filter(q).order_by("pk").first()

@@ -341,11 +341,11 @@ def test_sec_4_account_ledger_shows_entries_newest_first_with_running_balance(lo
 
 
 def test_sec_4_account_ledger_pages_keep_the_running_balance(login):
-    from payments import billing_admin
+    from payments.admin import ledger as ledger_admin
 
     account = AccountFactory()
     start = timezone.now() - timedelta(days=1)
-    for i in range(billing_admin.LEDGER_PAGE_SIZE + 5):
+    for i in range(ledger_admin.LEDGER_PAGE_SIZE + 5):
         credit(account, "1.00", now=start + timedelta(seconds=i))
     client = login("finance")
     first = client.get(ledger_url(account)).context["page"].object_list

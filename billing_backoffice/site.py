@@ -1,0 +1,26 @@
+"""The staff admin site (``admin.site``): the second factor and lockout of ``staff_login``
+(SEC-3), and today's billing figures on its index page.
+
+A composition module: it reads the apps' figures (``dashboard.py``, which queries ``payments``),
+so it sits above the apps; ``staff_login`` below them imports none of them. Installed as the
+default site by ``apps.StaffAdminConfig`` (named there as a string, loaded once the models are
+ready), so every ``@admin.register`` uses it.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from billing_backoffice.dashboard import billing_dashboard
+from billing_backoffice.staff_login import SecondFactorAdminSite
+
+
+class BillingAdminSite(SecondFactorAdminSite):
+    def index(self, request, extra_context=None):
+        """The app list with today's billing figures above it (``templates/admin/index.html``).
+
+        ``billing_dashboard`` is None for staff who may see none of the figures (no query is
+        made for a hidden figure).
+        """
+        board = billing_dashboard(user=request.user, now=timezone.now())
+        return super().index(request, extra_context={"billing_dashboard": board, **(extra_context or {})})

@@ -1,0 +1,202 @@
+"""Admin of accounts: contact details only are editable, with the account's payment methods,
+holds and recent link attempts inline, and the deactivate / reactivate actions (LIFE-1, LIFE-2).
+
+Money, status and derived fields are ``readonly_fields``: they change only through services.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
+from django.db.models import Prefetch
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyInline, has_model_perm, run_service_action
+from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from payments import services
+from payments.admin.display import EMPTY, MethodDisplayMixin, masked_html
+from payments.models import Account, LinkAttempt, PaymentMethod, VerificationHold
+from payments.selectors import account_uid_or_pk
+from payments.services.accounts import silent_period_ends_at
+
+
+# --- inlines on the account page -------------------------------------------------------------
+
+
+class PaymentMethodInline(MethodDisplayMixin, ReadOnlyInline):
+    model = PaymentMethod
+    fields = readonly_fields = (
+        "method_masked", "network", "status_display", "is_default", "expiry", "created_at"
+    )
+
+
+class HoldInline(ReadOnlyInline):
+    model = VerificationHold
+    fk_name = "account"
+    fields = readonly_fields = (
+        "method", "amount", "currency", "status", "placed_at", "release_deadline", "released_at"
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("payment_method")
+
+    @admin.display(description="method")
+    def method(self, obj: VerificationHold):
+        return masked_html(obj.payment_method)
+
+
+class RecentAttemptsFormSet(BaseInlineFormSet):
+    """Only the newest ``limit`` attempts: an account can collect thousands (LINK-7)."""
+
+    limit = 20
+
+    def get_queryset(self):
+        # Sliced once and cached: the inline formset filters by account before this runs.
+        if not hasattr(self, "_recent"):
+            self._recent = super().get_queryset()[: self.limit]
+        return self._recent
+
+
+class LinkAttemptInline(ReadOnlyInline):
+    model = LinkAttempt
+    formset = RecentAttemptsFormSet
+    verbose_name_plural = "link attempts (20 most recent)"
+    fields = readonly_fields = ("created_at", "kind", "outcome", "reason", "rule", "card", "detail")
+
+    @admin.display(description="card")
+    def card(self, obj: LinkAttempt):
+        return f"•••• {obj.last4}" if obj.last4 else EMPTY
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+class AccountAdminForm(ForgetsCardNumbers, forms.ModelForm):
+    """The contact details staff may fix; SEC-1: never a card number (refused before the audit row)."""
+
+    class Meta:
+        model = Account
+        fields = ("name", "email", "account_manager")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("name", "email"):
+            if name in self.fields:
+                self.fields[name].validators.append(card_number_free)
+
+
+@admin.register(Account)
+class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
+    form = AccountAdminForm
+    list_display = (
+        "uid", "name", "kind", "country_code", "region", "status", "silent_period_end", "kyc_status",
+        "default_method", "credit_approved",
+    )
+    list_filter = ("region", "kind", "status", "kyc_status")
+    list_select_related = ()  # the default method comes from one prefetch per page
+    search_fields = ("uid",)  # routed by get_search_results
+    search_help_text = "Account UID or id (digits), exact e-mail, or part of the name."
+    raw_id_fields = ("account_manager",)
+    actions = ("deactivate_selected", "reactivate_selected")
+    inlines = (PaymentMethodInline, HoldInline, LinkAttemptInline)
+    fieldsets = (
+        (None, {"fields": ("uid", "name", "email", "kind", "country", "region", "account_manager")}),
+        ("Status", {"fields": ("status", "deactivated_at", "silent_period_end", "closed_at", "kyc_status")}),
+        ("Methods", {"fields": ("default_method",)}),
+        (
+            "Credit and settlement",
+            {
+                "fields": (
+                    "credit_approved", "credit_limit", "credit_currency", "auto_settlement_enabled",
+                    "settlement_and_ledger", "has_running_resources", "has_outstanding_bills",
+                )
+            },
+        ),
+        (None, {"fields": ("created_at",)}),
+    )
+    # Money, status and derived fields change only through services (region follows the
+    # country, ELIG-1); staff with change permission may fix contact details only.
+    readonly_fields = (
+        "uid", "kind", "country", "region", "status", "deactivated_at", "silent_period_end",
+        "closed_at", "kyc_status", "default_method", "credit_approved", "credit_limit",
+        "credit_currency", "auto_settlement_enabled", "has_running_resources",
+        "has_outstanding_bills", "created_at", "settlement_and_ledger",
+    )
+
+    def get_queryset(self, request):
+        defaults = PaymentMethod.objects.filter(is_default=True)
+        return super().get_queryset(request).prefetch_related(
+            Prefetch("payment_methods", queryset=defaults, to_attr="default_methods")
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.isdigit():
+            return queryset.filter(account_uid_or_pk(term)), False
+        if "@" in term:
+            return queryset.filter(email__iexact=term), False
+        return queryset.filter(name__icontains=term), False
+
+    # Accounts are created by the console (the service derives the region) and are closed,
+    # never deleted: ledger and method rows point at them.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_deactivate_permission(self, request) -> bool:
+        return has_model_perm(request, self.opts, "deactivate_account")
+
+    @admin.display(description="country", ordering="country")
+    def country_code(self, obj: Account) -> str:
+        # The field's own display flattens the ~250 country choices for every row.
+        return obj.country.code
+
+    @admin.display(description="default method")
+    def default_method(self, obj: Account):
+        methods = getattr(obj, "default_methods", None)
+        if methods is None:  # object not loaded through get_queryset
+            methods = list(obj.payment_methods.filter(is_default=True))
+        return masked_html(methods[0] if methods else None)
+
+    @admin.display(description="settlement switch and ledger")
+    def settlement_and_ledger(self, obj: Account):
+        """SET-1 switch (finance) and the account's ledger with its running balance."""
+        return format_html(
+            '<a href="{}">automatic settlement: {}</a> · <a href="{}">ledger</a>',
+            reverse("admin:payments_bill_settlement", args=[obj.pk]),
+            "on" if obj.auto_settlement_enabled else "off",
+            reverse("admin:payments_ledgerentry_account", args=[obj.pk]),
+        )
+
+    @admin.display(description="silent period ends")
+    def silent_period_end(self, obj: Account):
+        if obj.status != Account.Status.DEACTIVATED:
+            return EMPTY
+        # Formatted here: the change page shows a callable's value with str() otherwise.
+        return display_for_value(silent_period_ends_at(obj), EMPTY)
+
+    @admin.action(description="Deactivate (start the 15-day silent period)", permissions=["deactivate"])
+    def deactivate_selected(self, request, queryset):
+        now = timezone.now()
+        run_service_action(
+            self, request, queryset,
+            lambda account: services.account_deactivate(account_id=account.pk, now=now),
+            done_message="Deactivated {count} account(s).",
+        )
+
+    @admin.action(description="Reactivate (within the silent period)", permissions=["deactivate"])
+    def reactivate_selected(self, request, queryset):
+        now = timezone.now()
+        run_service_action(
+            self, request, queryset,
+            lambda account: services.account_reactivate(account_id=account.pk, now=now),
+            done_message="Reactivated {count} account(s).",
+        )
