@@ -3,7 +3,7 @@
 from django.urls import path
 
 import billing_backoffice.url_converters  # noqa: F401  registers <id:...> (1 to 2**63 - 1)
-from payments.api import billing, three_ds, views
+from payments.api import billing, messages, three_ds, views
 
 app_name = "payments-api"
 
@@ -20,6 +20,8 @@ urlpatterns = [
     ),
     path("accounts/<id:account_id>/usage/", billing.UsageCreateView.as_view(), name="usage-create"),
     path("accounts/<id:account_id>/orders/", billing.OrderCreateView.as_view(), name="order-create"),
+    path("accounts/<id:account_id>/messages/", messages.MessageListView.as_view(), name="message-list"),
+    path("messages/<id:message_id>/read/", messages.MessageReadView.as_view(), name="message-read"),
     path("paypal/<id:method_id>/agreement/", views.PayPalAgreementView.as_view(), name="paypal-agreement"),
     path("three-ds/<id:challenge_id>/complete/", three_ds.ThreeDSCompleteView.as_view(), name="three-ds-complete"),
     path("payment-methods/<id:method_id>/", views.PaymentMethodDetailView.as_view(), name="payment-method-detail"),

@@ -22,10 +22,9 @@ from payments.api.clients import api_client_token_issue
 from payments.models import CreditHold, Notification, Reminder, ReminderPause
 from payments.services import credit_control as cc
 from payments.services.settlement import settle_accounts
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import credit, make_bill
 from tests.helpers.roles import FINANCE, MANAGERS, role_group
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
