@@ -31,7 +31,14 @@ from .charging import (
     usage_threshold_charge,
 )
 from .defaults import payment_method_activate, payment_method_make_default
-from .holds import HoldNotFound, HoldReleaseInProgress, hold_release, holds_claim_due, holds_release_due
+from .holds import (
+    HoldNotFound,
+    HoldReleaseInProgress,
+    hold_amount_for,
+    hold_release,
+    holds_claim_due,
+    holds_release_due,
+)
 from .ledger import account_balance, ledger_post, ledger_reverse
 from .lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
 from .linking import (
@@ -40,7 +47,6 @@ from .linking import (
     LinkResult,
     card_fingerprint,
     card_link,
-    hold_amount_for,
     paypal_agreement_complete,
     paypal_link,
     three_ds_complete,

@@ -56,7 +56,7 @@ from payments.services.billing import (
 from payments.services.credit_control import credit_hold_refusal
 from payments.services.customer_events import charge_failed_notify, three_ds_waiting_notify
 from payments.services.ledger import ledger_post
-from payments.services.linking import hold_amount_for, hold_record
+from payments.services.holds import hold_amount_for, hold_record
 from payments.services.settlement import accounts_sync_outstanding
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,11 @@
-"""Releasing verification holds (HOLD-2, invariant I4).
+"""Verification holds, their one home: placing (HOLD-1) and releasing (HOLD-2, invariant I4).
 
-Every hold is voided, never captured, within 24 hours of being placed, exactly once even when
+Placing: ``hold_amount_for`` (USD 1.00 or the local amount), ``hold_authorize`` at the gateway
+(with a saved idempotency key, never inside a transaction), ``hold_record`` (one row per
+authorization). Linking (``verification``), the PayPal pre-authorization (charging) and the
+recovery of unrecorded authorizations (``hold_recovery``) place holds through these.
+
+Releasing: every hold is voided, never captured, within 24 hours of being placed, exactly once even when
 two job runs overlap or a run crashes midway. Three mechanisms together give "exactly once":
 
 1. Claiming: a run leases a batch in one short transaction (``FOR UPDATE SKIP LOCKED``), so two
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -27,8 +33,9 @@ from billing_backoffice.errors import Conflict, NotFound
 from billing_backoffice.permissions import SYSTEM, staff_require
 from billing_backoffice.item_failures import JobItems, open_failures_q
 from billing_backoffice.models import JobItemFailure
+from payments import eligibility
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
-from payments.models import PaymentMethod, VerificationHold
+from payments.models import Account, PaymentMethod, VerificationHold
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,81 @@ DUE_STATUSES = (Status.PLACED, Status.RELEASE_FAILED)
 # a run is counted from the run's start (``now``), yet a run that is still alive always owns its
 # batches, and a crashed (or killed) run's batch is free again after this.
 DEFAULT_LEASE = timedelta(minutes=10)
+
+
+# --- placing (HOLD-1) -------------------------------------------------------------------------
+
+# HOLD-1: USD 1.00, or the local-currency equivalent where the account's country has one.
+LOCAL_HOLD_AMOUNTS = {
+    "GB": ("GBP", Decimal("1.00")),
+    "MY": ("MYR", Decimal("5.00")),
+    "JP": ("JPY", Decimal("150")),
+}
+# The EU territories with their own codes (ELIG-1) all use the euro, Aland and Saint-Martin too.
+EURO_COUNTRIES = eligibility.EU_COUNTRY_CODES - {"BG", "CZ", "DK", "HU", "PL", "RO", "SE"}
+
+
+def hold_amount_for(account: Account) -> tuple[Decimal, str]:
+    """HOLD-1: the amount and currency of the verification hold for this account."""
+    country = str(account.country)
+    if country in LOCAL_HOLD_AMOUNTS:
+        currency, amount = LOCAL_HOLD_AMOUNTS[country]
+        return amount, currency
+    if country in EURO_COUNTRIES:
+        return Decimal("1.00"), "EUR"
+    return Decimal("1.00"), "USD"
+
+
+def hold_authorize(method: PaymentMethod, *, amount: Decimal, currency: str, idempotency_key: str):
+    """HOLD-1: the gateway authorization of the verification hold (card or PayPal agreement)."""
+    if method.kind == PaymentMethod.Kind.CARD:
+        return card_gateway().authorize_hold(
+            token=method.gateway_token, amount=amount, currency=currency,
+            descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
+        )
+    return paypal_gateway().authorize_hold(
+        agreement_id=method.agreement_id, amount=amount, currency=currency,
+        descriptor=VerificationHold.DESCRIPTOR, idempotency_key=idempotency_key,
+    )
+
+
+def hold_auth_answered(*, method_id: int, idempotency_key: str) -> None:
+    """HOLD-2: the answer to the authorization sent with this key is recorded; forget the key."""
+    PaymentMethod.objects.filter(pk=method_id, hold_auth_key=idempotency_key).update(
+        hold_auth_key="", hold_auth_sent_at=None
+    )
+
+
+@transaction.atomic
+def hold_record(
+    *, method: PaymentMethod, authorization_id: str, amount: Decimal, currency: str, now: datetime,
+    idempotency_key: str = "", placed_at: datetime | None = None,
+) -> VerificationHold:
+    """HOLD-1/HOLD-2: one row per gateway authorization (unique), due for release later.
+
+    ``idempotency_key``: the saved key of the authorization, cleared in the same transaction.
+    ``placed_at``: when the processor placed it, if earlier than ``now`` (a recovered one); the
+    24-hour deadline counts from then, so a hold recovered late is due for release at once.
+    """
+    placed_at = placed_at or now
+    hold, _ = VerificationHold.objects.get_or_create(
+        authorization_id=authorization_id,
+        defaults={
+            "payment_method": method,
+            "account_id": method.account_id,
+            "amount": amount,
+            "currency": currency,
+            "placed_at": placed_at,
+            "release_after": placed_at + settings.HOLD_RELEASE_AFTER,
+            "release_deadline": placed_at + settings.HOLD_RELEASE_DEADLINE,
+        },
+    )
+    if idempotency_key:
+        hold_auth_answered(method_id=method.pk, idempotency_key=idempotency_key)
+    return hold
+
+
+# --- releasing (HOLD-2) ------------------------------------------------------------------------
 
 
 class HoldNotFound(NotFound):

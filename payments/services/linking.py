@@ -36,13 +36,7 @@ from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChalleng
 from payments.services.attempts import link_attempt_record
 from payments.services.verification import (  # noqa: F401 (re-exported: linking's public names)
     DECLINES,
-    EURO_COUNTRIES,
-    LOCAL_HOLD_AMOUNTS,
     GatewayUnavailable,
-    hold_amount_for,
-    hold_auth_answered,
-    hold_authorize,
-    hold_record,
     link_refuse,
     payment_method_fail,
     payment_method_verify_with_hold,

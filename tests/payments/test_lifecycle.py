@@ -21,7 +21,8 @@ from payments.services import (
     paypal_link,
     three_ds_complete,
 )
-from payments.services.linking import GatewayUnavailable, hold_amount_for
+from payments.services.holds import hold_amount_for
+from payments.services.linking import GatewayUnavailable
 from payments.services.lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
 from tests.conftest import card_input
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory, PayPalMethodFactory
