@@ -11,7 +11,13 @@ Signals, strongest first:
   candidates by trigram word similarity; without it, candidates come from a bounded
   ``icontains`` query per name token. Either way at most ``NAME_CANDIDATES`` accounts are read,
   and each is scored in Python with one trigram measure over normalised names;
-- an amount equal to an open bill: bills do not exist yet (issue 4), so this signal is skipped.
+- an amount equal to an open bill is not a signal: bills exist (``payments.Bill``) but the
+  suggestions do not read them; adding it means one indexed query on open bills by amount.
+
+Claimable transfers (CLM-1, CLM-2): ``claimable_transactions`` is the one definition of a transfer
+a claim may take (an unmatched booked credit on a shared account, with the claim's amount and
+currency). The admin lists them to attach to a waiting claim (``attach_candidates``); the services
+match a claim to one of them by its reference (``claim_matching_transactions``).
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ from decimal import Decimal
 
 from django.contrib.postgres.search import TrigramWordSimilarity
 from django.db import connection
-from django.db.models import Q
-from django.db.models.functions import Upper
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Concat, Upper
 
 from payments.models import Account
-from remittances.models import BankTransaction
+from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
 
 TOP = 5
 NAME_CANDIDATES = 50  # accounts read per transaction for the name signal, whatever the table size
@@ -151,7 +157,57 @@ def claim_suggestions(*, transaction: BankTransaction, limit: int = TOP) -> list
                 points = (NAME_SCORE * Decimal(str(round(similarity, 2)))).quantize(Decimal("0.1"))
                 add(account, points, f"payer name {transaction.payer_name!r} is {similarity:.0%} like {account.name!r}")
 
-    # Amount equal to an open bill: bills arrive with issue 4; add the signal here then.
-
     ranked = sorted(by_account.values(), key=lambda s: (-s.score, s.account.pk))
     return ranked[:limit]
+
+
+# --- claimable transfers (CLM-1, CLM-2) ----------------------------------------------------------
+
+ATTACH_CANDIDATES = 10
+
+
+def claimable_transactions(*, amount, currency) -> QuerySet[BankTransaction]:
+    """Unmatched booked credits on a shared account for exactly ``amount`` in ``currency``: the
+    transfers a claim with these figures may take. ``amount`` and ``currency`` may be expressions
+    (``OuterRef``)."""
+    return BankTransaction.objects.filter(
+        status=BankTransaction.Status.UNMATCHED,
+        entry_kind=BankTransaction.EntryKind.CREDIT,
+        receiving_account__kind=RemittanceAccount.Kind.NON_DEDICATED,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def attach_candidates(*, claim: RemittanceClaim, limit: int = ATTACH_CANDIDATES) -> list[BankTransaction]:
+    """The newest transfers a person may attach to ``claim`` (any reference: they judge it)."""
+    return list(
+        claimable_transactions(amount=claim.amount, currency=claim.currency).order_by("-received_at", "-pk")[:limit]
+    )
+
+
+def claim_matching_transactions(*, account_id, amount, currency: str, bank_reference: str) -> QuerySet[BankTransaction]:
+    """Claimable transfers with exactly this reference: the ones a claim is matched to automatically.
+
+    The customer knows their transfer by the reference they typed (end-to-end id) or the one the
+    bank gave back; both are compared exactly, never by similarity (money follows this match).
+    CLM-4: a transaction that a claim of this account was rejected for is never matched to the
+    account automatically again (only a person can claim it for the account once more), so
+    automatic matching never undoes a decision. Every argument may be an ``OuterRef``.
+    """
+    rejected_here = RemittanceClaim.objects.filter(
+        bank_transaction=OuterRef("pk"),
+        status=RemittanceClaim.Status.REJECTED,
+        account_id=OuterRef(account_id) if isinstance(account_id, OuterRef) else account_id,
+    )
+    # A bank reference with "#" (or one that looks like a derived key) is stored as
+    # "ref:<reference>" (statements' _plain_key): compare with that form too.
+    if isinstance(bank_reference, str):
+        escaped = "ref:" + bank_reference
+    else:
+        escaped = Concat(Value("ref:"), bank_reference, output_field=CharField())
+    return (
+        claimable_transactions(amount=amount, currency=currency)
+        .filter(Q(bank_reference=bank_reference) | Q(bank_reference=escaped) | Q(end_to_end_id=bank_reference))
+        .exclude(Exists(rejected_here))
+    )

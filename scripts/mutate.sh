@@ -24,7 +24,7 @@ declare -A FUNCTIONS=(
   [default_removal]="payments.services.defaults.* payments.services.removal.*"
   [ledger]="payments.services.ledger.x_ledger_post__mutmut_* payments.services.ledger.x_ledger_reverse__mutmut_* payments.services.ledger.x_ledger_credit_many__mutmut_* payments.services.ledger.x__same_event__mutmut_* payments.services.ledger.x_money__mutmut_*"
   [settlement]="payments.services.settlement.x__settle_chunk__mutmut_* payments.services.settlement.x_settle_accounts__mutmut_* payments.services.settlement.x__settle_one_by_one__mutmut_* payments.services.settlement.x_payment_reference__mutmut_*"
-  [claim_decisions]="remittances.services.claims.x_claim_review__mutmut_* remittances.services.claims.x_claim_approve__mutmut_* remittances.services.claims.x_claim_reject__mutmut_*"
+  [claim_decisions]="remittances.services.claims.decisions.x_claim_review__mutmut_* remittances.services.claims.decisions.x_claim_approve__mutmut_* remittances.services.claims.decisions.x_claim_reject__mutmut_* remittances.claim_steps.*"
 )
 declare -A TESTS=(
   [eligibility]="tests/payments/test_eligibility.py tests/payments/test_card_rules_mutants.py"
@@ -32,7 +32,7 @@ declare -A TESTS=(
   [default_removal]="tests/payments/test_defaults_and_removal.py tests/payments/test_default_rules_mutants.py tests/payments/test_link_races.py"
   [ledger]="tests/payments/test_ledger.py tests/payments/test_ledger_mutants.py"
   [settlement]="tests/payments/test_settlement.py tests/payments/test_settlement_races.py"
-  [claim_decisions]="tests/remittances/test_claims.py tests/remittances/test_claim_races.py"
+  [claim_decisions]="tests/remittances/test_claims.py tests/remittances/test_claim_races.py tests/remittances/test_claim_steps.py"
 )
 ORDER=(eligibility card_validation default_removal ledger settlement claim_decisions)
 selected=("$@")

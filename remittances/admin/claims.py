@@ -41,8 +41,9 @@ from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments.models import Account
+from remittances.claim_steps import available_steps, decision_blocked
 from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
-from remittances.selectors import claim_suggestions
+from remittances.selectors import attach_candidates, claim_suggestions
 from remittances.services import claims as services
 
 Status = RemittanceClaim.Status
@@ -50,33 +51,6 @@ TxnStatus = BankTransaction.Status
 MAX_ID = 2**63 - 1
 EMPTY = "—"
 TEMPLATES = "admin/remittances/claims"
-ATTACH_CANDIDATES = 10
-
-
-# --- who may do what, for display (the services enforce the same rules) -----------------------
-
-
-def _involved(claim: RemittanceClaim, user) -> str | None:
-    """CLM-3: why ``user`` may not decide ``claim``, or None."""
-    if claim.initiated_by_id == user.pk:
-        return "CLM-3: you initiated this claim; another staff member must decide it."
-    if claim.reviewed_by_id == user.pk:
-        return "CLM-3: you reviewed this claim; another staff member must decide it."
-    return None
-
-
-def available_steps(claim: RemittanceClaim, user) -> dict[str, bool]:
-    """Which step buttons ``user`` sees on ``claim``'s page."""
-    can_review = user.has_perm(services.PERM_REVIEW)
-    can_approve = user.has_perm(services.PERM_APPROVE)
-    submitted, reviewed = claim.status == Status.SUBMITTED, claim.status == Status.REVIEWED
-    free = _involved(claim, user) is None
-    return {
-        "review": submitted and claim.bank_transaction_id is not None and can_review,
-        "attach": submitted and claim.bank_transaction_id is None and can_review,
-        "approve": reviewed and can_approve and free,
-        "reject": free and ((submitted and (can_review or can_approve)) or (reviewed and can_approve)),
-    }
 
 
 # --- forms --------------------------------------------------------------------------------------
@@ -363,7 +337,7 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             "claim": claim,
             "txn": txn,
             "step_urls": {step: self._url(step, claim.pk) for step, shown in steps.items() if shown},
-            "four_eyes": _involved(claim, request.user) if claim.status in RemittanceClaim.OPEN_STATUSES else None,
+            "four_eyes": decision_blocked(claim, request.user) if claim.status in RemittanceClaim.OPEN_STATUSES else None,
             # Who else the transfer might be from: the reviewer's check that the evidence fits.
             "suggestions": claim_suggestions(transaction=txn) if txn is not None and staff else [],
             "proof_url": self._url("proof", claim.pk) if claim.proof else None,
@@ -399,19 +373,13 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             else:
                 self.message_user(request, done.format(claim=claim), messages.SUCCESS)
             return self._back(claim.pk)
-        blocked = _involved(claim, request.user) if step in ("approve", "reject") else None
+        blocked = decision_blocked(claim, request.user) if step in ("approve", "reject") else None
         context = {
             "title": title, "claim": claim, "txn": claim.bank_transaction, "form": form,
             "submit_label": submit_label, "blocked": blocked, "step": step,
         }
         if step == "attach":
-            context["candidates"] = list(
-                BankTransaction.objects.filter(
-                    status=TxnStatus.UNMATCHED, entry_kind=BankTransaction.EntryKind.CREDIT,
-                    receiving_account__kind=RemittanceAccount.Kind.NON_DEDICATED,
-                    amount=claim.amount, currency=claim.currency,
-                ).order_by("-received_at", "-pk")[:ATTACH_CANDIDATES]
-            )
+            context["candidates"] = attach_candidates(claim=claim)
         return self._page(request, "step.html", context)
 
     def review_view(self, request, claim_id: int):

@@ -16,6 +16,7 @@ from django.contrib.auth.models import Permission
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from payments.errors import AccountNotFound
 from payments.models import LedgerEntry
 from payments.services.ledger import account_balance, ledger_post
 from remittances.models import (
@@ -351,7 +352,7 @@ def test_claim_input_refusals(now):
         svc.claim_submit(account_id=account.pk, amount="1.00", currency="USD", source="fax", now=now)
     with pytest.raises(svc.ClaimInvalid):
         console_claim(account, now=now, initiated_by=manager_user())
-    with pytest.raises(svc.AccountNotFound):
+    with pytest.raises(AccountNotFound):
         svc.claim_submit(account_id=10**9, amount="1.00", currency="USD", source="console", now=now)
     assert console_claim(account, now=now, currency="eur").currency == "EUR"
 

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
+from remittances.services.claims import inputs as claim_inputs
 from tests.factories import AccountFactory, UserFactory
 from tests.remittances.test_claims import bank_txn
 
@@ -104,7 +105,7 @@ def test_claim_proof_of_a_wrong_type_is_refused_with_400(api, media, content, na
 
 
 def test_claim_proof_over_the_size_limit_is_refused(api, monkeypatch):
-    monkeypatch.setattr(svc, "PROOF_MAX_BYTES", 1024)
+    monkeypatch.setattr(claim_inputs, "PROOF_MAX_BYTES", 1024)
     proof = SimpleUploadedFile("big.pdf", PDF + b"0" * 2048, content_type="application/pdf")
     response = api.post(url(AccountFactory().pk), {**body(), "proof": proof}, format="multipart")
     assert response.status_code == 400
