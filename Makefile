@@ -38,6 +38,9 @@ deploy-check: install
 # Sizes first (scripts/check_sizes.py: modules <= 400 lines, functions <= 60, or a 'Size:' reason).
 test: install
 	$(PY) scripts/check_sizes.py
+	# Layering contracts (pyproject.toml [tool.importlinter]) and no import cycle between modules.
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_import_cycles.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # --- shifted-clock pass (the suite passes at any date and time of day) ---
