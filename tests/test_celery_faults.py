@@ -59,7 +59,7 @@ from tests.celery_helpers import LostAnswerPayPalGateway, deployed_celery_settin
 from tests.concurrency import run_in_threads
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
-from tests.payments.test_charging import card_account, paypal_account, place, report_usage
+from tests.helpers.charging import card_account, paypal_account, place, report_usage
 from tests.remittances.samples import build
 from tests.remittances.test_statement_import import make_receiving_account
 

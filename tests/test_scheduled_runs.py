@@ -35,7 +35,7 @@ from payments.services.ledger import account_balance
 from tests.concurrency import run_at_once, run_in_threads
 from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
-from tests.payments.test_charging import card_account, report_usage
+from tests.helpers.charging import card_account, report_usage
 
 D = Decimal
 SWEEP, BILLS, DEDUCTION = "payments.settlement_sweep", "payments.generate_monthly_bills", "payments.month_end_deduction"

@@ -20,7 +20,7 @@ from billing_backoffice.models import JobItemFailure
 from payments.models import Bill, Charge, UsageRecord
 from payments.services.charging import THRESHOLD_JOB, threshold_charges_run
 from tests.factories import UserFactory
-from tests.payments.test_charging import card_account, enqueued, report_usage  # noqa: F401  (fixture)
+from tests.helpers.charging import card_account, report_usage
 
 pytestmark = pytest.mark.django_db
 D = Decimal

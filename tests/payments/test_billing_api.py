@@ -15,7 +15,7 @@ from payments.api.clients import api_client_token_issue
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Bill, Charge, UsageRecord
 from tests.factories import AccountFactory
-from tests.payments.test_charging import card_account
+from tests.helpers.charging import card_account
 
 pytestmark = pytest.mark.django_db
 

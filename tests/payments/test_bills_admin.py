@@ -25,7 +25,7 @@ from payments.services.ledger import account_balance
 from payments.services.order_three_ds import order_three_ds_complete
 from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
-from tests.payments.test_charging import card_account, place
+from tests.helpers.charging import card_account, place
 from tests.helpers.roles import action_post, changelist
 
 pytestmark = pytest.mark.django_db

@@ -32,7 +32,7 @@ from payments.services.charging import (
 from payments.services.ledger import account_balance
 from tests.concurrency import errors_of, run_at_once
 from tests.payments.invariants import assert_billing_invariants
-from tests.payments.test_charging import card_account, paypal_account
+from tests.helpers.charging import card_account, paypal_account
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]
 D = Decimal

@@ -18,7 +18,7 @@ from payments.services import charging
 from remittances.models import RemittanceClaim
 from tests.concurrency import LockRendezvous, run_at_once
 from tests.factories import AccountFactory, PayPalMethodFactory
-from tests.payments.test_charging import card_account
+from tests.helpers.charging import card_account
 
 pytestmark = pytest.mark.django_db
 

@@ -21,13 +21,7 @@ from payments.services.billing import (
 )
 from payments.services.charging import month_end_deduction_run
 from tests.factories import AccountFactory, CardMethodFactory
-from tests.payments.test_charging import (  # noqa: F401  (fixture)
-    card_account,
-    enqueued,
-    paypal_account,
-    report_usage,
-    run_enqueued_charges,
-)
+from tests.helpers.charging import card_account, paypal_account, report_usage, run_enqueued_charges
 
 pytestmark = pytest.mark.django_db
 D = Decimal

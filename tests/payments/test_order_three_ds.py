@@ -25,7 +25,7 @@ from payments.services.linking import three_ds_complete
 from payments.services.settlement import settle_accounts
 from tests.concurrency import errors_of, run_at_once
 from tests.payments.invariants import assert_all_invariants, credit
-from tests.payments.test_charging import card_account, ledger, place
+from tests.helpers.charging import card_account, ledger, place
 
 pytestmark = pytest.mark.django_db
 D = Decimal
