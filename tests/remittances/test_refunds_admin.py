@@ -1,0 +1,116 @@
+"""Refunds, transfers and payment files in the admin, as the real roles (RFD-1, RFD-2, SEC-3)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import importlib
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from payments.services.ledger import account_balance
+from remittances.models import FundsTransfer, PaymentFile, RefundRequest, transfer_ledger_references
+from billing_backoffice.staff_roles import grant
+from tests.factories import AccountFactory, UserFactory
+from tests.helpers.roles import role_group
+from tests.remittances.refund_helpers import PAYER_BIC, PAYER_IBAN, credited_txn
+
+pytestmark = pytest.mark.django_db
+
+
+RFD_ROLES = importlib.import_module("remittances.migrations.0011_rfd_staff_permissions").ROLES
+
+
+def in_group(name: str, username: str):
+    """A member of the real role group, with the permissions our migration grants it."""
+    group = role_group(name)
+    if not group.permissions.filter(codename="view_refundrequest").exists():  # flushed by a transactional test
+        grant(django_apps, "remittances", {name: RFD_ROLES[name]})
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(group)
+    return type(user).objects.get(pk=user.pk)
+
+
+def as_user(client, user):
+    client.force_login(user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_rfd_1_finance_records_another_approves_generates_downloads_and_marks_sent(client, now):
+    account = AccountFactory()
+    txn = credited_txn(account, now=now, amount="100.00")
+    recorder, approver = in_group("Finance staff", "fin_a"), in_group("Finance staff", "fin_b")
+    response = as_user(client, recorder).post(reverse("admin:remittances_refundrequest_record"), {
+        "account": account.pk, "bank_transaction": txn.pk, "amount": "25.00", "currency": "EUR",
+        "payer_name": "Payer GmbH", "payer_iban": PAYER_IBAN, "payer_bic": PAYER_BIC, "reason": "Overpaid",
+    })
+    assert response.status_code == 302, response.content[:2000]
+    refund = RefundRequest.objects.get()
+    decide = reverse("admin:remittances_refundrequest_decide", args=[refund.pk])
+    response = client.post(decide, {"decision": "approve", "note": ""}, follow=True)  # the recorder: refused
+    assert any("RFD-1" in m for m in messages_of(response))
+    refund.refresh_from_db()
+    assert refund.status == RefundRequest.Status.SUBMITTED
+
+    as_user(client, approver).post(decide, {"decision": "approve", "note": "ok"})
+    refund.refresh_from_db()
+    assert refund.status == RefundRequest.Status.APPROVED
+    assert account_balance(account_id=account.pk, currency="EUR") == Decimal("75.00")
+    client.post(reverse("admin:remittances_paymentfile_generate"), {"confirm": "on"})
+    payment_file = PaymentFile.objects.get()
+    download = client.get(reverse("admin:remittances_paymentfile_download", args=[payment_file.pk]))
+    assert download.status_code == 200 and download["Content-Type"] == "application/xml"
+    assert f"<EndToEndId>RFD-{refund.pk}</EndToEndId>".encode() in download.content
+    client.post("/admin/remittances/paymentfile/", {"action": "mark_sent", "_selected_action": [payment_file.pk]})
+    payment_file.refresh_from_db()
+    assert payment_file.status == PaymentFile.Status.SENT
+    assert client.get(reverse("admin:remittances_refundrequest_change", args=[refund.pk])).status_code == 200
+
+
+def test_rfd_2_manager_initiates_finance_approves_admin_shows_both_sides(client, now):
+    source, target = AccountFactory(), AccountFactory()
+    txn = credited_txn(source, now=now, amount="100.00")
+    response = as_user(client, in_group("Account managers", "am_a")).post(
+        reverse("admin:remittances_fundstransfer_initiate"), {
+            "from_account": source.pk, "to_account": target.pk, "bank_transaction": txn.pk, "amount": "100.00",
+            "currency": "EUR", "reason": "Wrong account number on the transfer",
+        })
+    assert response.status_code == 302
+    transfer = FundsTransfer.objects.get()
+    assert client.get(reverse("admin:remittances_fundstransfer_decide", args=[transfer.pk])).status_code == 403
+    as_user(client, in_group("Finance staff", "fin_c")).post(
+        "/admin/remittances/fundstransfer/", {"action": "approve_selected", "_selected_action": [transfer.pk]})
+    transfer.refresh_from_db()
+    assert transfer.status == FundsTransfer.Status.APPROVED
+    page = client.get(reverse("admin:remittances_fundstransfer_change", args=[transfer.pk])).content.decode()
+    for reference in transfer_ledger_references(transfer.pk):
+        assert reference in page
+    assert account_balance(account_id=target.pk, currency="EUR") == Decimal("100.00")
+
+
+def test_sec_3_account_managers_cannot_record_refunds_or_download_files(client, now):
+    manager = in_group("Account managers", "am_b")
+    as_user(client, manager)
+    assert client.get(reverse("admin:remittances_refundrequest_record")).status_code == 403
+    assert client.post(reverse("admin:remittances_paymentfile_generate"), {"confirm": "on"}).status_code == 403
+    assert client.get(reverse("admin:remittances_fundstransfer_initiate")).status_code == 200
+    assert not RefundRequest.objects.exists() and not PaymentFile.objects.exists()
+
+
+def test_sec_1_a_card_number_typed_as_the_refund_reason_is_refused_and_not_shown_back(client, now):
+    account = AccountFactory()
+    txn = credited_txn(account, now=now)
+    response = as_user(client, in_group("Finance staff", "fin_d")).post(
+        reverse("admin:remittances_refundrequest_record"), {
+            "account": account.pk, "bank_transaction": txn.pk, "amount": "5.00", "currency": "EUR",
+            "payer_name": "Payer", "payer_iban": PAYER_IBAN, "payer_bic": PAYER_BIC, "reason": "4242424242424242",
+        })
+    assert response.status_code == 200 and b"4242424242424242" not in response.content
+    assert not RefundRequest.objects.exists()
