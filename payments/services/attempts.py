@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import transaction
 
 from payments.models import Account, LinkAttempt, PaymentMethod
+from payments.services.customer_events import link_attempt_notify
 
 
 def link_attempt_record(
@@ -22,9 +23,10 @@ def link_attempt_record(
     network: str = "",
     last4: str = "",
 ) -> LinkAttempt:
-    """Write one attempt in its own transaction, so a refusal that follows is still recorded."""
+    """Write one attempt in its own transaction, so a refusal that follows is still recorded;
+    a refused card link is told to the customer in that transaction (NOTIFY-1)."""
     with transaction.atomic():
-        return LinkAttempt.objects.create(
+        attempt = LinkAttempt.objects.create(
             account=account,
             payment_method=method,
             kind=kind,
@@ -36,3 +38,5 @@ def link_attempt_record(
             last4=last4 or (method.last4 if method else ""),
             created_at=now,
         )
+        link_attempt_notify(attempt=attempt, now=now)
+        return attempt

@@ -119,3 +119,11 @@ def transfer_credited_notify(*, account_id: int, credit_key: str, amount: Decima
     """``credit_key`` names the credit once (the ledger entry's reference)."""
     notify(account_id=account_id, kind="transfer_credited", event_key=f"transfer-credited:{credit_key}",
            params={"amount": amount, "currency": currency}, now=now)
+
+
+def transfers_credited_notify(*, credits: list[tuple[int, str, Decimal, str]], now: datetime) -> None:
+    """Many credited transfers at once (a statement import): (account id, credit key, amount, currency)."""
+    notify_many(now=now, events=[
+        Event(account_id, "transfer_credited", f"transfer-credited:{key}", {"amount": amount, "currency": currency})
+        for account_id, key, amount, currency in credits
+    ])

@@ -34,6 +34,7 @@ from payments.errors import (
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge
 from payments.services.attempts import link_attempt_record
+from payments.services.customer_events import three_ds_waiting_notify
 from payments.services.verification import (  # noqa: F401 (re-exported: linking's public names)
     DECLINES,
     GatewayUnavailable,
@@ -272,6 +273,7 @@ def card_link(*, account_id: int, card: CardInput, now: datetime) -> LinkResult:
             created_at=now,
             expires_at=now + settings.VERIFICATION_TIMEOUT,
         )
+        three_ds_waiting_notify(challenge=challenge, now=now)  # NOTIFY-1
         link_attempt_record(
             account=account,
             kind=kind,

@@ -27,6 +27,7 @@ from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.permissions import StaffPermissionDenied, staff_require
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.money import InvalidAmount, InvalidCurrency  # noqa: F401 - re-exported
+from payments.services.customer_events import credit_application_decided_notify
 from payments.errors import AccountNotFound
 from payments.models import Account
 from payments.services.ledger import account_balance
@@ -214,6 +215,10 @@ def credit_request_approve(*, request_id: int, actor, note: str = "", now: datet
     account.credit_currency = currency
     account.save(update_fields=["credit_approved", "credit_limit", "credit_currency"])
     _decide(request, status=Status.APPROVED, actor=actor, note=note, now=now)
+    credit_application_decided_notify(  # NOTIFY-1, same transaction
+        account_id=request.account_id, application_id=request.pk, approved=True, limit=limit, currency=currency,
+        note=note, now=now,
+    )
     logger.info(
         "credit application %s approved by user %s: account %s credit %s -> %s",
         request.pk, actor.pk, account.pk, _credit_text(*before),
@@ -232,6 +237,10 @@ def credit_request_reject(*, request_id: int, actor, note: str, now: datetime) -
     if request.status == Status.REJECTED:
         return request
     _decide(request, status=Status.REJECTED, actor=actor, note=note, now=now)
+    credit_application_decided_notify(  # NOTIFY-1, same transaction
+        account_id=request.account_id, application_id=request.pk, approved=False, limit=request.requested_limit,
+        currency=request.currency, note=note, now=now,
+    )
     logger.info("credit application %s rejected by user %s", request.pk, actor.pk)
     return request
 

@@ -65,6 +65,7 @@ from django.db import IntegrityError, connection, transaction
 
 from billing_backoffice.permissions import staff_require
 
+from payments.services.customer_events import transfers_credited_notify
 from payments.models import LedgerEntry
 from payments.services.ledger import Credit, ledger_credit_many
 from payments.services.settlement import settlement_request_many
@@ -554,6 +555,11 @@ def _credit(to_credit: list[tuple[int, _Plan, _Line]], *, actor, now) -> set[int
                 [Status.CREDITED.value, now, [d[0] for d in chunk], [d[1] for d in chunk], Status.MATCHED.value],
             )
             credited.update(row[0] for row in cursor.fetchall())
+    # NOTIFY-1: each credited transfer is told to its customer, in the import's transaction.
+    transfers_credited_notify(now=now, credits=[
+        (plan.receiving.account_id, bank_transaction_ledger_reference(txn_id), line.amount, line.entry.currency)
+        for txn_id, plan, line in to_credit if txn_id in credited
+    ])
     # SET-2 / REM-1: the credited accounts pay their open bills once the import commits.
     settlement_request_many(account_ids={plan.receiving.account_id for _, plan, _ in to_credit})
     return credited
