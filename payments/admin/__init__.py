@@ -22,6 +22,7 @@ from payments.admin import (  # noqa: F401  (each module registers its ModelAdmi
     accounts,
     bills,
     charges,
+    credit_control,
     holds,
     ledger,
     link_attempts,
