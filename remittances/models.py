@@ -186,6 +186,8 @@ class BankTransaction(models.Model):
         CREDITED = "credited", "Credited"
         REVIEW = "review", "Needs review (currency mismatch, or a repeat that differs)"
         NOT_CREDITABLE = "not_creditable", "Not creditable (debit, reversal or pending)"
+        # RVS-1/RVS-2 (remittances.services.reversals): the bank took the transfer back.
+        REVERSED = "reversed", "Reversed or returned by the bank"
 
     class EntryKind(models.TextChoices):
         CREDIT = "credit", "Booked credit"
@@ -371,3 +373,4 @@ from remittances.refund_models import (  # noqa: E402,F401  (registered with the
     refund_ledger_reference,
     transfer_ledger_references,
 )
+from remittances.reversal_models import BankReversal  # noqa: E402,F401  (RVS-1/RVS-2)

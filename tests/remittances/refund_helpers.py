@@ -39,7 +39,8 @@ def shared_account(*, currency: str = "EUR", now, number: str | None = None) -> 
 
 def bank_txn(*, now, receiving=None, amount: str = "100.00", currency: str = "EUR", payer_name: str = "",
              status: str = BankTransaction.Status.UNMATCHED, entry_kind: str = BankTransaction.EntryKind.CREDIT,
-             reference: str | None = None, booking_date: date = date(2026, 11, 25)) -> BankTransaction:
+             reference: str | None = None, booking_date: date = date(2026, 11, 25), end_to_end_id: str = "",
+             remittance_info: str = "") -> BankTransaction:
     """An imported statement line, made with the ORM."""
     receiving = receiving or shared_account(currency=currency, now=now)
     n = next(_seq)
@@ -51,6 +52,7 @@ def bank_txn(*, now, receiving=None, amount: str = "100.00", currency: str = "EU
         statement=statement, receiving_account=receiving, bank_reference=reference or f"RFD-REF-{n}", position=1,
         entry_kind=entry_kind, status=status, amount=Decimal(amount), currency=currency,
         booking_date=booking_date, value_date=booking_date, payer_name=payer_name, received_at=now,
+        end_to_end_id=end_to_end_id, remittance_info=remittance_info,
     )
 
 
@@ -65,10 +67,11 @@ def manager(username: str | None = None):
     return staff(username or f"am{next(_seq)}", "view_fundstransfer", "add_fundstransfer", "view_refundrequest")
 
 
-def credited_txn(account, *, now, amount: str = "100.00", currency: str = "EUR", receiving=None) -> BankTransaction:
+def credited_txn(account, *, now, amount: str = "100.00", currency: str = "EUR", receiving=None,
+                 **line) -> BankTransaction:
     """A bank transaction credited to ``account`` through the ledger, as the import or a claim does."""
     receiving = receiving or shared_account(currency=currency, now=now)
-    txn = bank_txn(now=now, receiving=receiving, amount=amount, currency=currency, payer_name="Payer GmbH")
+    txn = bank_txn(now=now, receiving=receiving, amount=amount, currency=currency, payer_name="Payer GmbH", **line)
     posting = ledger_post(
         account_id=account.pk, amount=txn.amount, currency=currency, kind=LedgerEntry.Kind.CLAIM_CREDIT,
         reference=bank_transaction_ledger_reference(txn.pk), now=now,

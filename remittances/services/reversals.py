@@ -1,0 +1,154 @@
+"""Reversed and returned bank entries: RVS-1, RVS-2.
+
+The statement import records a reversal (camt ``RvslInd``, an MT940 ``RC``/``RD`` mark) as a
+``BankTransaction`` of kind ``reversal``, never credited. ``reversals_apply`` then decides,
+once per reversal line (``BankReversal.reversal`` is unique), what it takes back. The original
+is the one credit line on the same receiving account, same currency and amount, not reversed
+yet, that the reversal names: by the end-to-end id both carry, or by the original's bank
+reference quoted in the reversal's remittance information (a return that references it).
+
+- RVS-1, the original was credited: one reversing ledger entry of its credit
+  (``ledger_reverse``: reference ``reversal:bank-txn:<id>``, ``reverses`` the credit). Bills
+  already paid stay paid. If the debit would take the balance below the floor that I3 keeps,
+  nothing is posted: the reversal is recorded ``owing`` and shows in finance's queue, with the
+  entries involved, until a person resolves it.
+- RVS-2, the original was never credited (unmatched, matched, claimed, review): it becomes
+  ``reversed`` (it can no longer be claimed) and a pending claim on it is rejected with the reason.
+- No single original: ``unknown``, the reversal line goes to ``review`` for a person.
+
+Locks, in the claims' order so neither side can deadlock the other: claim row -> original
+transaction row -> account row (``ledger_post``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from billing_backoffice.errors import Conflict
+from billing_backoffice.free_text import free_text_check
+from billing_backoffice.permissions import staff_require
+from payments.services.ledger import InsufficientBalance, ledger_reverse
+from remittances.models import BankReversal, BankTransaction, RemittanceClaim
+
+Status = BankTransaction.Status
+Kind = BankTransaction.EntryKind
+Outcome = BankReversal.Outcome
+PERM_RESOLVE = "remittances.resolve_bankreversal"
+UNCREDITED = (Status.UNMATCHED, Status.MATCHED, Status.CLAIMED, Status.REVIEW)
+
+
+class ReversalState(Conflict):
+    code = "reversal_state"
+    rule = "RVS-1"
+
+
+def _original_of(reversal: BankTransaction) -> BankTransaction | None:
+    """The one not-yet-reversed credit line this reversal names, or None."""
+    named = Q()
+    if reversal.end_to_end_id:
+        named |= Q(end_to_end_id=reversal.end_to_end_id)
+    quoted = [word.strip(".,;:()") for word in (reversal.remittance_info or "").split() if len(word) >= 6]
+    if quoted:
+        named |= Q(bank_reference__in=quoted) | Q(keys__key__in=quoted)
+    if not named:
+        return None
+    candidates = list(
+        BankTransaction.objects.filter(
+            named, receiving_account_id=reversal.receiving_account_id, entry_kind=Kind.CREDIT,
+            amount=reversal.amount, currency=reversal.currency, reversed_by__isnull=True,
+        ).exclude(status=Status.REVERSED).exclude(pk=reversal.pk).distinct().values_list("pk", flat=True)[:2]
+    )
+    return BankTransaction.objects.get(pk=candidates[0]) if len(candidates) == 1 else None
+
+
+def _reject_live_claim(original_id: int, *, reason: str, now: datetime) -> None:
+    """RVS-2: a pending claim on a reversed entry is rejected with the reason (claim row first)."""
+    claim = (
+        RemittanceClaim.objects.select_for_update()
+        .filter(bank_transaction_id=original_id, status__in=RemittanceClaim.OPEN_STATUSES).first()
+    )
+    if claim is not None:
+        claim.status = RemittanceClaim.Status.REJECTED
+        claim.decided_at = now
+        claim.note = f"{reason}\n\n{claim.note}".strip()
+        claim.save(update_fields=["status", "decided_at", "note"])
+
+
+@transaction.atomic
+def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
+    """RVS-1/RVS-2 for one reversal line; a second call returns the first outcome."""
+    done = BankReversal.objects.filter(reversal_id=reversal_id).first()
+    if done is not None:
+        return done
+    reversal = BankTransaction.objects.get(pk=reversal_id, entry_kind=Kind.REVERSAL)
+    found = _original_of(reversal)
+    record = dict(reversal=reversal, amount=reversal.amount, currency=reversal.currency, created_at=now)
+    if found is None:
+        BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
+        return BankReversal.objects.create(
+            **record, outcome=Outcome.UNKNOWN, note="No single original entry found for this reversal."
+        )
+    reason = f"RVS-2: the bank reversed this transfer (entry {reversal.bank_reference})."
+    _reject_live_claim(found.pk, reason=reason, now=now)  # claim lock before the transaction's
+    original = BankTransaction.objects.select_for_update().get(pk=found.pk)
+    if BankReversal.objects.filter(original=original).exists() or original.status == Status.REVERSED:
+        BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
+        return BankReversal.objects.create(**record, outcome=Outcome.UNKNOWN, note="The original is already reversed.")
+    if original.status == Status.CREDITED:
+        try:
+            with transaction.atomic():
+                posting = ledger_reverse(
+                    entry_id=original.ledger_entry_id, now=now,
+                    memo=f"RVS-1: bank reversal {reversal.bank_reference} of {original.bank_reference}",
+                )
+        except InsufficientBalance:
+            return BankReversal.objects.create(
+                **record, original=original, account_id=original.account_id, outcome=Outcome.OWING,
+                note="The balance cannot take the debit (I3): the account owes it.",
+            )
+        return BankReversal.objects.create(
+            **record, original=original, account_id=original.account_id, outcome=Outcome.DEBITED,
+            ledger_entry=posting.entry,
+        )
+    if original.status in UNCREDITED:
+        original.status = Status.REVERSED
+        original.save(update_fields=["status"])
+        return BankReversal.objects.create(
+            **record, original=original, account_id=original.account_id, outcome=Outcome.CLOSED, note=reason[:300]
+        )
+    BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
+    return BankReversal.objects.create(
+        **record, outcome=Outcome.UNKNOWN, note=f"The original is {original.get_status_display().lower()}."
+    )
+
+
+def reversals_apply(*, statement_ids: Iterable[int], now: datetime) -> list[BankReversal]:
+    """RVS-1/RVS-2 for every reversal line of these statements not handled yet (an import's hook)."""
+    pending = (
+        BankTransaction.objects.filter(statement_id__in=list(statement_ids), entry_kind=Kind.REVERSAL,
+                                       reversal_record__isnull=True)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    return [reversal_apply(reversal_id=pk, now=now) for pk in pending]
+
+
+@transaction.atomic
+def reversal_resolve(*, reversal_record_id: int, actor, resolution: str, now: datetime) -> BankReversal:
+    """A person records how an ``owing`` or ``unknown`` reversal was resolved (who, when, what)."""
+    staff_require(actor, permission=PERM_RESOLVE, action="resolve reversals", rule="RVS-1", system_allowed=False)
+    free_text_check(resolution=resolution)
+    resolution = (resolution or "").strip()
+    if not resolution:
+        raise ReversalState("A resolution says what was done.")
+    row = BankReversal.objects.select_for_update().get(pk=reversal_record_id)
+    if row.resolved_at is not None:
+        return row
+    if row.outcome not in (Outcome.OWING, Outcome.UNKNOWN):
+        raise ReversalState(f"Reversal #{row.pk} needs no resolution ({row.get_outcome_display().lower()}).")
+    row.resolved_by, row.resolved_at, row.resolution = actor, now, resolution
+    row.save(update_fields=["resolved_by", "resolved_at", "resolution"])
+    return row
