@@ -201,7 +201,7 @@ def claim_matching_transactions(*, account_id, amount, currency: str, bank_refer
         account_id=OuterRef(account_id) if isinstance(account_id, OuterRef) else account_id,
     )
     # A bank reference with "#" (or one that looks like a derived key) is stored as
-    # "ref:<reference>" (statements' _plain_key): compare with that form too.
+    # "ref:<reference>" (statement_lines.plain_key): compare with that form too.
     if isinstance(bank_reference, str):
         escaped = "ref:" + bank_reference
     else:

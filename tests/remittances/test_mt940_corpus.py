@@ -16,7 +16,8 @@ import pytest
 
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers import BadAmount, MalformedStatement, UnsupportedStatement, parse_statement_file
-from remittances.services.statements import UnreconciledStatement, statement_import
+from remittances.services.statement_lines import UnreconciledStatement
+from remittances.services.statements import statement_import
 
 pytestmark = pytest.mark.django_db
 

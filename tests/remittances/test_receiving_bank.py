@@ -11,7 +11,8 @@ import pytest
 
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers.mt940 import account_identification
-from remittances.services.statements import UnknownReceivingAccount, statement_import
+from remittances.services.receiving import UnknownReceivingAccount
+from remittances.services.statements import statement_import
 from tests.remittances.samples import build
 
 pytestmark = pytest.mark.django_db
