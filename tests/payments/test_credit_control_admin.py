@@ -149,3 +149,17 @@ def test_cc_4_ageing_report_page_and_csv_export_by_account_manager(client, now, 
     assert rows[1][:2] == ["USD", manager.username] and rows[1][4] == "12.34"
     client.force_login(UserFactory(username="no-perms"))
     assert client.get(url).status_code in (302, 403)
+
+
+def test_cc_2_cc_3_cc_4_the_admin_pages_link_to_lift_pause_and_ageing(client, now, finance, manager):
+    account = AccountFactory()
+    hold = on_hold(account, now)
+    client.force_login(finance)
+    change = client.get(reverse("admin:payments_credithold_change", args=[hold.pk])).content.decode()
+    assert reverse("admin:payments_credithold_lift", args=[hold.pk]) in change
+    assert reverse("admin:payments_reminder_ageing") in client.get(reverse("admin:payments_reminder_changelist")).content.decode()
+    client.force_login(manager)
+    pauses = client.get(reverse("admin:payments_reminderpause_changelist")).content.decode()
+    assert reverse("admin:payments_reminderpause_pause") in pauses
+    change = client.get(reverse("admin:payments_credithold_change", args=[hold.pk])).content.decode()
+    assert reverse("admin:payments_credithold_lift", args=[hold.pk]) not in change
