@@ -7,8 +7,11 @@ import time_machine
 
 from payments.gateways import simulated
 from payments.services import CardInput
-from tests.factories import UserFactory
+from remittances.models import RemittanceAccount
+from tests.factories import AccountFactory, UserFactory
 from tests.helpers.roles import FINANCE, MANAGERS, role_group
+from tests.helpers.statements import make_receiving_account
+from tests.remittances.samples import build
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +111,28 @@ def as_role(client, superuser, manager, finance):
         return client
 
     return login
+
+
+# --- the receiving accounts of the sample bank statements (tests/remittances/samples) -------------
+# Here rather than in tests/remittances/conftest.py: payments tests import statements too.
+
+
+@pytest.fixture
+def customer():
+    """The enterprise customer the sample statements' dedicated account belongs to."""
+    return AccountFactory(kind="enterprise", name="ACME Corp")
+
+
+@pytest.fixture
+def dedicated(customer, now):
+    return make_receiving_account(
+        number=build.DEDICATED_IBAN, kind=RemittanceAccount.Kind.DEDICATED, account=customer, now=now
+    )
+
+
+@pytest.fixture
+def shared(now):
+    return make_receiving_account(number=build.SHARED_IBAN, kind=RemittanceAccount.Kind.NON_DEDICATED, now=now)
 
 
 def current_database_url() -> str:

@@ -34,8 +34,8 @@ from tests.factories import AccountFactory, CardMethodFactory, HoldFactory, User
 from tests.payments.test_api import api, link_card, new_account  # noqa: F401  (fixture)
 from tests.helpers.roles import action_post
 from tests.remittances.samples import build
-from tests.remittances.test_claims import finance_user, reviewed_claim
-from tests.remittances.test_statement_import import make_receiving_account, sample
+from tests.helpers.claims import finance_user, reviewed_claim
+from tests.helpers.statements import make_receiving_account, sample
 
 pytestmark = pytest.mark.django_db
 

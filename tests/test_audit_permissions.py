@@ -23,7 +23,7 @@ from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from tests.factories import UserFactory
 from tests.helpers.roles import FINANCE, role_group
 from tests.remittances.samples import build
-from tests.remittances.test_statement_import import SAMPLES, make_receiving_account
+from tests.helpers.statements import SAMPLES, make_receiving_account
 
 pytestmark = pytest.mark.django_db
 

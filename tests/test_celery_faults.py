@@ -61,7 +61,7 @@ from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory,
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.helpers.charging import card_account, paypal_account, place, report_usage
 from tests.remittances.samples import build
-from tests.remittances.test_statement_import import make_receiving_account
+from tests.helpers.statements import make_receiving_account
 
 D = Decimal
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.payments.invariants import credit, make_bill
-from tests.remittances.test_claims import bank_txn, console_claim, shared_account
+from tests.helpers.claims import bank_txn, console_claim, shared_account
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from remittances.models import BankTransaction, CreditLimitRequest, RemittanceAc
 from remittances.services import credit as credit_services
 from tests.factories import AccountFactory, CardMethodFactory, PayPalMethodFactory, UserFactory
 from tests.payments.invariants import credit
-from tests.remittances.test_claims import bank_txn, console_claim, dedicated_account
+from tests.helpers.claims import bank_txn, console_claim, dedicated_account
 
 pytestmark = pytest.mark.django_db
 

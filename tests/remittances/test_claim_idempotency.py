@@ -17,7 +17,7 @@ from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
 from tests.concurrency import run_at_once
 from tests.factories import AccountFactory, UserFactory
-from tests.remittances.test_claims import bank_txn, console_claim, finance_user, manager_user, staff_claim
+from tests.helpers.claims import bank_txn, console_claim, finance_user, manager_user, staff_claim
 
 Status = RemittanceClaim.Status
 TxnStatus = BankTransaction.Status

@@ -20,7 +20,7 @@ from remittances.models import BankTransaction, RemittanceClaim, bank_transactio
 from remittances.services import claims as svc
 from tests.concurrency import run_at_once as run_all_at_once
 from tests.factories import AccountFactory
-from tests.remittances.test_claims import (
+from tests.helpers.claims import (
     bank_txn,
     console_claim,
     credits_of,

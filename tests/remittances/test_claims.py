@@ -1,13 +1,12 @@
 """Claims for transfers to the shared account (CLM-1..4), through the services.
 
 Bank transactions are made directly with the ORM (status ``unmatched`` on a non-dedicated
-receiving account), as the statement importer would leave them. The helpers here are imported
-by the other claim test modules.
+receiving account), as the statement importer would leave them; the builders are in
+``tests/helpers/claims.py``.
 """
 
 from __future__ import annotations
 
-import itertools
 from datetime import date
 from decimal import Decimal
 
@@ -30,94 +29,23 @@ from remittances import selectors
 from remittances.selectors import claim_suggestions, name_similarity, uid_candidates
 from remittances.services import claims as svc
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.claims import (
+    bank_txn,
+    console_claim,
+    credits_of,
+    dedicated_account,
+    finance_user,
+    manager_user,
+    reviewed_claim,
+    shared_account,
+    staff,
+    staff_claim,
+)
 
 pytestmark = pytest.mark.django_db
 
 Status = RemittanceClaim.Status
 TxnStatus = BankTransaction.Status
-_seq = itertools.count(1)
-
-# --- helpers (imported by the other claim test modules) ------------------------------------------
-
-
-def shared_account(*, currency: str = "USD", now) -> RemittanceAccount:
-    n = next(_seq)
-    return RemittanceAccount.objects.create(
-        kind=RemittanceAccount.Kind.NON_DEDICATED, number=f"DE00SHARED{n:08d}{currency}", bank_name="Example Bank",
-        bic="EXBKDEFFXXX", bank_country="DE", currency=currency, beneficiary_name="Cloud Ltd", issued_at=now,
-    )
-
-
-def dedicated_account(account, *, currency: str = "USD", now) -> RemittanceAccount:
-    n = next(_seq)
-    return RemittanceAccount.objects.create(
-        kind=RemittanceAccount.Kind.DEDICATED, account=account, number=f"DE00DEDIC{n:08d}", bank_name="Example Bank",
-        bic="EXBKDEFFXXX", bank_country="DE", currency=currency, beneficiary_name="Cloud Ltd", issued_at=now,
-    )
-
-
-def bank_txn(
-    *, now, receiving: RemittanceAccount | None = None, amount: str = "1200.00", currency: str = "USD",
-    reference: str | None = None, payer_name: str = "", remittance_info: str = "", end_to_end_id: str = "",
-    status: str = TxnStatus.UNMATCHED, entry_kind: str = BankTransaction.EntryKind.CREDIT,
-) -> BankTransaction:
-    """An imported statement line, made with the ORM (the importer is written elsewhere)."""
-    receiving = receiving or shared_account(currency=currency, now=now)
-    n = next(_seq)
-    statement = BankStatement.objects.create(
-        receiving_account=receiving, format=BankStatement.Format.CAMT053, identity=f"STMT-{n}", currency=currency,
-        file_sha256=f"{n:064d}", imported_at=now,
-    )
-    return BankTransaction.objects.create(
-        statement=statement, receiving_account=receiving, bank_reference=reference or f"BANKREF-{n}", position=1,
-        entry_kind=entry_kind, status=status, amount=Decimal(amount), currency=currency, value_date=date(2026, 11, 25),
-        payer_name=payer_name, remittance_info=remittance_info, end_to_end_id=end_to_end_id, received_at=now,
-    )
-
-
-def staff(username: str, *codenames: str):
-    """A staff user holding exactly these remittances permissions."""
-    user = UserFactory(username=username)
-    perms = Permission.objects.filter(content_type__app_label="remittances", codename__in=codenames)
-    assert perms.count() == len(codenames), codenames
-    user.user_permissions.add(*perms)
-    return type(user).objects.get(pk=user.pk)  # fresh: no cached permissions
-
-
-def manager_user(username: str = "am"):
-    return staff(username, "view_remittanceclaim", "add_remittanceclaim", "review_remittanceclaim")
-
-
-def finance_user(username: str = "fin"):
-    return staff(username, "view_remittanceclaim", "approve_remittanceclaim")
-
-
-def console_claim(account, *, now, amount: str = "1200.00", currency: str = "USD", reference: str = "", **extra):
-    return svc.claim_submit(
-        account_id=account.pk, amount=amount, currency=currency, bank_reference=reference,
-        source=RemittanceClaim.Source.CONSOLE, now=now, **extra,
-    )
-
-
-def staff_claim(account, txn, *, by, now, amount: str | None = None, currency: str | None = None):
-    return svc.claim_submit(
-        account_id=account.pk, amount=amount or txn.amount, currency=currency or txn.currency,
-        bank_transaction_id=txn.pk, source=RemittanceClaim.Source.STAFF, initiated_by=by, now=now,
-    )
-
-
-def reviewed_claim(*, now, account=None, txn=None, reviewer=None):
-    """A console claim, matched and reviewed by an account manager: ready for finance."""
-    account = account or AccountFactory()
-    txn = txn or bank_txn(now=now)
-    claim = console_claim(account, now=now, amount=str(txn.amount), reference=txn.bank_reference)
-    assert claim.bank_transaction_id == txn.pk
-    return svc.claim_review(claim_id=claim.pk, actor=reviewer or manager_user(f"rev{next(_seq)}"), now=now), txn
-
-
-def credits_of(txn) -> list[LedgerEntry]:
-    return list(LedgerEntry.objects.filter(reference=bank_transaction_ledger_reference(txn.pk)))
-
 
 # --- CLM-1: the flow ---------------------------------------------------------------------------
 

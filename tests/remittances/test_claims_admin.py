@@ -18,7 +18,7 @@ from payments.services.ledger import account_balance
 from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
 from tests.factories import AccountFactory
-from tests.remittances.test_claims import (
+from tests.helpers.claims import (
     bank_txn,
     console_claim,
     finance_user,

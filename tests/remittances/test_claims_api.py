@@ -13,7 +13,7 @@ from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
 from remittances.services.claims import inputs as claim_inputs
 from tests.factories import AccountFactory, UserFactory
-from tests.remittances.test_claims import bank_txn
+from tests.helpers.claims import bank_txn
 
 pytestmark = pytest.mark.django_db
 

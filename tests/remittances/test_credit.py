@@ -1,8 +1,8 @@
 """Credit applications: the services (CRED-1, CRED-2, CRED-3, SEC-2, SEC-3) and the admin queue.
 
 Services are called directly with ``now=``; the admin is driven through the test client as an
-account manager (view, record, approve) and as finance staff (view only). The role helpers are
-imported by ``test_credit_api.py`` and ``test_credit_races.py``.
+account manager (view, record, approve) and as finance staff (view only). The builders are in
+``tests/helpers/credit.py``.
 """
 
 from __future__ import annotations
@@ -35,22 +35,12 @@ from remittances.services.credit import (
     credit_request_submit,
 )
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.credit import FINANCE_PERMS, MANAGER_PERMS, approve, credit_of, staff_user, submit
 
 pytestmark = pytest.mark.django_db
 
 Status = CreditLimitRequest.Status
 Source = CreditLimitRequest.Source
-MANAGER_PERMS = ("view_creditlimitrequest", "add_creditlimitrequest", "approve_creditlimitrequest")
-FINANCE_PERMS = ("view_creditlimitrequest",)
-
-
-def staff_user(username: str, *codenames: str):
-    """A staff user holding exactly these remittances permissions (loaded fresh: no perm cache)."""
-    user = UserFactory(username=username)
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="remittances", codename__in=codenames)
-    )
-    return get_user_model().objects.get(pk=user.pk)
 
 
 @pytest.fixture
@@ -66,22 +56,6 @@ def approver():
 @pytest.fixture
 def finance():
     return staff_user("fin_fay", *FINANCE_PERMS)
-
-
-def submit(account, now, *, limit="5000.00", currency="USD", recorded_by=None, justification="Monthly invoices"):
-    return credit_request_submit(
-        account_id=account.pk, requested_limit=limit, currency=currency, justification=justification,
-        source=Source.STAFF if recorded_by else Source.CONSOLE, recorded_by=recorded_by, now=now,
-    )
-
-
-def approve(request, actor, now, note=""):
-    return credit_request_approve(request_id=request.pk, actor=actor, note=note, now=now)
-
-
-def credit_of(account) -> tuple:
-    account = Account.objects.get(pk=account.pk)
-    return account.credit_approved, account.credit_limit, account.credit_currency
 
 
 def owe(account, amount: str, now, reference: str = "bill:1", currency: str = "USD"):

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from payments.models import Account
 from remittances.models import CreditLimitRequest
 from tests.factories import AccountFactory, UserFactory
-from tests.remittances.test_credit import credit_of, submit
+from tests.helpers.credit import credit_of, submit
 
 pytestmark = pytest.mark.django_db
 

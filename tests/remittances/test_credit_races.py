@@ -26,7 +26,7 @@ from remittances.services.credit import (
 )
 from tests.concurrency import run_at_once
 from tests.factories import AccountFactory
-from tests.remittances.test_credit import MANAGER_PERMS, approve, credit_of, staff_user, submit
+from tests.helpers.credit import MANAGER_PERMS, approve, credit_of, staff_user, submit
 
 pytestmark = [pytest.mark.race, pytest.mark.django_db(transaction=True)]
 

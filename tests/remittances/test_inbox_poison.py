@@ -12,7 +12,7 @@ from billing_backoffice.item_failures import MAX_ATTEMPTS, job_item_failure_retr
 from billing_backoffice.models import JobItemFailure
 from remittances.services.inbox import INBOX_JOB, statement_inbox_import
 from tests.remittances.samples import build
-from tests.remittances.test_statement_import import customer, dedicated, ledger_total, sample, shared  # noqa: F401
+from tests.helpers.statements import ledger_total, sample
 
 pytestmark = pytest.mark.django_db
 

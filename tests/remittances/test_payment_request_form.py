@@ -17,14 +17,8 @@ from remittances.services.accounts import (
     receiving_account_register,
     remittance_account_suspend,
 )
-from tests.remittances.test_remittance_accounts import (  # noqa: F401  (fixtures)
-    SHARED_IBAN,
-    am,
-    credit_account,
-    fin,
-    messages_of,
-    nobody,
-)
+from tests.helpers.admin import messages_of
+from tests.helpers.remittance_accounts import SHARED_IBAN, credit_account
 
 pytestmark = pytest.mark.django_db
 

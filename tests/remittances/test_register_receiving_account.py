@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from remittances.models import RemittanceAccount
 from remittances.services.accounts import dedicated_account_issue
-from tests.remittances.test_remittance_accounts import SHARED_IBAN, am, credit_account  # noqa: F401
+from tests.helpers.remittance_accounts import SHARED_IBAN, credit_account
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,8 @@
 """Remittance accounts: REM-1 (dedicated, unique, never reassigned), CRED-1, REM-2 (shared),
 number generation, and the admin as account manager and finance staff.
 
-The staff fixtures here (``am``, ``fin``, ``nobody``) are imported by the other remittance tests.
+The staff fixtures (``am``, ``fin``, ``nobody``) are in ``tests/remittances/conftest.py``, the builders
+in ``tests/helpers/remittance_accounts.py``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.contrib.messages import get_messages
 from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
 from django.urls import reverse
 from schwifty import IBAN
@@ -35,50 +34,13 @@ from remittances.services.accounts import (
     remittance_account_suspend,
 )
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.admin import messages_of
+from tests.helpers.remittance_accounts import MANAGER_PERMS, SHARED_IBAN, credit_account, staff_with
 
 pytestmark = pytest.mark.django_db
 
 Kind = RemittanceAccount.Kind
 Status = RemittanceAccount.Status
-SHARED_IBAN = "GB33BUKB20201555555555"  # a textbook valid IBAN (check digits 33)
-
-# What each role needs in this area (the remittances group migration grants the same).
-MANAGER_PERMS = ("view_remittanceaccount", "issue_remittanceaccount", "suspend_remittanceaccount")
-FINANCE_PERMS = ("view_remittanceaccount",)
-
-
-def staff_with(username: str, *codenames: str):
-    user = UserFactory(username=username)
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="remittances", codename__in=codenames))
-    return type(user).objects.get(pk=user.pk)  # fresh object: no stale permission cache
-
-
-@pytest.fixture
-def am():
-    """An account manager: views, issues, suspends and resumes remittance accounts."""
-    return staff_with("rem-manager", *MANAGER_PERMS)
-
-
-@pytest.fixture
-def fin():
-    """Finance staff: may view remittance accounts and download their forms, not issue."""
-    return staff_with("rem-finance", *FINANCE_PERMS)
-
-
-@pytest.fixture
-def nobody():
-    """Staff without any remittance permission."""
-    return staff_with("rem-nobody")
-
-
-def credit_account(**fields) -> Account:
-    defaults = dict(
-        name="Acme Industries", kind=Account.Kind.ENTERPRISE, country="DE", credit_approved=True,
-        credit_limit=Decimal("50000.00"), credit_currency="USD",
-    )
-    return AccountFactory(**{**defaults, **fields})
-
-
 def issue(account, actor, now) -> RemittanceAccount:
     return dedicated_account_issue(account_id=account.pk, actor=actor, now=now)
 
@@ -400,10 +362,6 @@ def test_rem_1_race_two_managers_issuing_at_once_make_one_dedicated_account(now)
 
 
 # --- admin: account manager and finance staff ---------------------------------------------------
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 ISSUE_URL = "admin:remittances_remittanceaccount_issue"

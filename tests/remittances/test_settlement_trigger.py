@@ -9,8 +9,8 @@ from payments.models import Bill
 from payments.tasks.settlement import settle_account, settle_chunk
 from remittances.services import claims as svc
 from tests.factories import AccountFactory
-from tests.remittances.test_claims import finance_user, reviewed_claim
-from tests.remittances.test_statement_import import customer, dedicated, do_import, sample  # noqa: F401
+from tests.helpers.claims import finance_user, reviewed_claim
+from tests.helpers.statements import do_import, sample
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from remittances.services.statements import statement_import
 from tests.factories import AccountFactory
 from tests.remittances.samples import build
 from tests.remittances.samples.build import Entry, Tx
-from tests.remittances.test_statement_import import make_receiving_account
+from tests.helpers.statements import make_receiving_account
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,8 @@
 """Statement import (REM-1, REM-2, REM-4..7): the service, the command, the admin and the inbox job.
 
-The sample files are in ``samples/`` (see ``samples/build.py`` for what each day contains).
+The sample files are in ``samples/`` (see ``samples/build.py`` for what each day contains); the
+builders are in ``tests/helpers/statements.py``, the ``customer``/``dedicated``/``shared``
+fixtures in ``tests/remittances/conftest.py``.
 """
 
 from __future__ import annotations
@@ -28,52 +30,12 @@ from remittances.services.receiving import UnknownReceivingAccount
 from remittances.services.statement_lines import BatchMismatch, UnreconciledStatement
 from remittances.services.statements import statement_import
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.statements import SAMPLES, do_import, ledger_total, make_receiving_account, sample
 from tests.remittances.samples import build
 
-SAMPLES = Path(build.HERE)
 Status = BankTransaction.Status
 
 pytestmark = pytest.mark.django_db
-
-
-def sample(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def make_receiving_account(*, number, kind, account=None, currency="USD", now, status="active"):
-    return RemittanceAccount.objects.create(
-        kind=kind,
-        status=status,
-        account=account,
-        number=number,
-        bank_name="Example Bank Europe",
-        bic="EXBKDEFFXXX",
-        bank_country="DE",
-        currency=currency,
-        beneficiary_name="Alibaba Cloud (Singapore) Pte. Ltd.",
-        issued_at=now,
-    )
-
-
-@pytest.fixture
-def customer():
-    return AccountFactory(kind="enterprise", name="ACME Corp")
-
-
-@pytest.fixture
-def dedicated(customer, now):
-    return make_receiving_account(
-        number=build.DEDICATED_IBAN, kind=RemittanceAccount.Kind.DEDICATED, account=customer, now=now
-    )
-
-
-@pytest.fixture
-def shared(now):
-    return make_receiving_account(number=build.SHARED_IBAN, kind=RemittanceAccount.Kind.NON_DEDICATED, now=now)
-
-
-def ledger_total(account) -> Decimal:
-    return LedgerEntry.objects.filter(account=account).aggregate(s=Sum("amount"))["s"] or Decimal("0")
 
 
 def nothing_recorded() -> bool:
@@ -82,10 +44,6 @@ def nothing_recorded() -> bool:
         and not BankTransaction.objects.exists()
         and not LedgerEntry.objects.exists()
     )
-
-
-def do_import(data: bytes, now, **kwargs):
-    return statement_import(data=data, file_name=kwargs.pop("file_name", "statement"), now=now, **kwargs)
 
 
 # --- REM-1 / REM-2 --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from remittances.services.statements import statement_import
 from tests.factories import AccountFactory
 from tests.concurrency import errors_of, run_at_once as run_all_at_once
 from tests.remittances.samples import build
-from tests.remittances.test_statement_import import make_receiving_account
+from tests.helpers.statements import make_receiving_account
 
 pytestmark = [pytest.mark.race, pytest.mark.django_db(transaction=True)]
 

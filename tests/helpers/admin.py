@@ -1,0 +1,10 @@
+"""What the admin tests read back from a response."""
+
+from __future__ import annotations
+
+from django.contrib.messages import get_messages
+
+
+def messages_of(response) -> list[str]:
+    """The messages the admin showed the user (``message_user``), as text."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
