@@ -11,7 +11,7 @@ from payments.models import Notification, ThreeDSChallenge
 from payments.services import card_link, customer_events
 from payments.services.orders import order_place
 from tests.factories import AccountFactory, CardMethodFactory
-from tests.payments.test_charging import card_account
+from tests.helpers.charging import card_account
 from tests.helpers.statements import do_import, sample
 
 pytestmark = pytest.mark.django_db
