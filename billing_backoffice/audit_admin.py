@@ -40,6 +40,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.http import urlencode
 from pghistory.models import Events
 
+from billing_backoffice.admin_site import MAX_ID
 from billing_backoffice.audit import BASELINE_LABEL, HIDDEN_COLUMNS, audited_models, event_model_for
 
 PAGE_SIZE = 50
@@ -384,7 +385,7 @@ class AuditLogFilterForm(forms.Form):
         term = self.cleaned_data["q"].strip()
         if not term:
             return None
-        if not term.isdigit() or int(term) > 2**63 - 1:
+        if not term.isdigit() or int(term) > MAX_ID:
             raise ValidationError("Search by the object's id (digits).")
         return int(term)
 

@@ -15,22 +15,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from billing_backoffice.errors import BillingError
+from billing_backoffice.errors import CARD_NUMBER_MESSAGE, CardNumberInText  # noqa: F401 (raised here)
 from billing_backoffice.logging import redact_card_numbers
 
-MESSAGE = (
-    "This looks like a card number. Card numbers are never accepted in this field (SEC-1); "
-    "remove it and try again."
-)
-
-
-class CardNumberInText(BillingError):
-    """SEC-1: a free-text input holds a card number; nothing was stored."""
-
-    code = "card_number_in_text"
-    rule = "SEC-1"
-    http_status = 400
-    default_detail = MESSAGE
+MESSAGE = CARD_NUMBER_MESSAGE
 
 
 def contains_card_number(value) -> bool:

@@ -45,7 +45,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
-from billing_backoffice.errors import BillingError, NotFound
+from billing_backoffice.errors import BillingError, FailureNotFound  # noqa: F401 (raised here)
 from billing_backoffice.logging import redact_card_numbers
 from billing_backoffice.models import JobItemFailure
 
@@ -237,11 +237,6 @@ def _as_id(key: str) -> int | None:
 
 
 # --- staff ---------------------------------------------------------------------------------
-
-
-class FailureNotFound(NotFound):
-    code = "job_item_failure_not_found"
-    default_detail = "No such job item failure."
 
 
 @transaction.atomic

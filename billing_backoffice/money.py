@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
-from billing_backoffice.errors import BillingError
+from billing_backoffice.errors import AmountTooLarge, InvalidAmount, InvalidCurrency  # noqa: F401 (raised here)
 
 CENT = Decimal("0.01")
 # One amount (a usage report, an order, a claim): ten integer digits at most.
@@ -54,22 +54,6 @@ CURRENCIES: dict[str, int] = {
     **{code: 0 for code in _ZERO_DECIMALS.split()},
 }
 CURRENCY_CODES: tuple[str, ...] = tuple(sorted(CURRENCIES))
-
-
-class InvalidCurrency(BillingError):
-    code = "invalid_currency"
-    rule = "I6"
-
-
-class InvalidAmount(BillingError):
-    code = "invalid_amount"
-    rule = "I6"
-
-
-class AmountTooLarge(InvalidAmount):
-    """I6: over ``MAX_AMOUNT``, or a sum that would no longer fit its column."""
-
-    code = "amount_too_large"
 
 
 def currency_validate(value) -> str:

@@ -22,17 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from billing_backoffice.errors import BillingError
+from billing_backoffice.errors import StaffPermissionDenied  # noqa: F401 (raised here)
 
 # A scheduled job or command acting on its own (see the module docstring).
 SYSTEM = None
-
-
-class StaffPermissionDenied(BillingError):
-    code = "permission_denied"
-    rule = "SEC-3"
-    http_status = 403
-    default_detail = "You are not allowed to do this."
 
 
 def staff_require(

@@ -1,4 +1,7 @@
-"""Business errors of the payment-method domain, each naming the rule it enforces."""
+"""The errors of the payments app, one catalogue (issue 14): payment methods, accounts, bills
+and usage, the ledger, holds, the gateway and console API clients, each naming the rule it
+enforces. The modules that raise them import them from here (and keep the names importable);
+codes are unique across the project (``tests/test_error_codes.py``)."""
 
 from __future__ import annotations
 
@@ -64,3 +67,115 @@ class AccountInUse(BillingError):
 
     code = "account_in_use"
     rule = "DEL-3"
+
+
+# --- bills and usage (PAY-3, I2) --------------------------------------------------------------
+
+
+class InvalidPeriod(BillingError):
+    code = "invalid_period"
+    rule = "PAY-3"
+
+
+class InvalidReference(BillingError):
+    code = "invalid_reference"
+    rule = "I2"
+
+
+
+# --- the ledger (SEC-4, I2, I3) ---------------------------------------------------------------
+
+
+class ReferenceReused(Conflict):
+    """The same business event was posted before with other figures (I2)."""
+
+    code = "reference_reused"
+    rule = "SEC-4"
+
+
+class InsufficientBalance(BillingError):
+    code = "insufficient_balance"
+    rule = "I3"
+
+
+
+# --- verification holds (HOLD-2) --------------------------------------------------------------
+
+
+class HoldNotFound(NotFound):
+    code = "hold_not_found"
+    default_detail = "No such verification hold."
+
+
+class HoldReleaseInProgress(Conflict):
+    code = "hold_release_in_progress"
+    rule = "HOLD-2"
+    default_detail = "A release job is voiding this hold right now; it will be released shortly."
+
+
+
+# --- the gateway ------------------------------------------------------------------------------
+
+
+class GatewayUnavailable(BillingError):
+    code = "gateway_unavailable"
+    http_status = 503
+    default_detail = "The payment gateway did not answer; nothing was linked. Try again."
+
+
+
+# --- console API clients ----------------------------------------------------------------------
+
+
+class ApiClientRefused(BillingError):
+    code = "api_client_refused"
+
+
+# --- credit control (CC-2, CC-3) --------------------------------------------------------------
+
+
+class CreditHoldOn(BillingError):
+    """CC-2: the account is on credit hold; new subscription orders are refused."""
+
+    code = "credit_hold"
+    rule = "CC-2"
+    default_detail = (
+        "The account is on credit hold because a bill is unpaid after its final notice; "
+        "new orders are refused until the overdue bills are paid."
+    )
+
+
+class CreditHoldNotFound(NotFound):
+    code = "credit_hold_not_found"
+    default_detail = "This account is not on credit hold."
+
+
+class PauseInvalid(BillingError):
+    code = "pause_invalid"
+    rule = "CC-3"
+
+
+class PauseAlreadyInForce(Conflict):
+    code = "pause_in_force"
+    rule = "CC-3"
+    default_detail = "Reminders of this account are already paused; end that pause first."
+
+
+class PauseNotFound(NotFound):
+    code = "pause_not_found"
+    default_detail = "No pause in force for this account."
+
+
+
+# --- customer notifications (NOTIFY-2) --------------------------------------------------------
+
+
+class NotificationNotFound(NotFound):
+    code = "notification_not_found"
+    default_detail = "No such notification."
+
+
+class NotificationNotFailed(Conflict):
+    code = "notification_not_failed"
+    rule = "NOTIFY-2"
+    default_detail = "Only a failed delivery can be retried."

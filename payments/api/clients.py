@@ -14,16 +14,12 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from billing_backoffice.errors import BillingError
+from payments.errors import ApiClientRefused  # noqa: F401 (raised here)
 
 # "api-" keeps the name valid for Django's username validator, so staff can still edit (or
 # deactivate) the client in the admin; a colon would make its change form refuse to save.
 USERNAME_PREFIX = "api-"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}")
-
-
-class ApiClientRefused(BillingError):
-    code = "api_client_refused"
 
 
 @dataclass(frozen=True)

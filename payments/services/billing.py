@@ -32,10 +32,10 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Sum
 
 from billing_backoffice import money
-from billing_backoffice.errors import BillingError
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from billing_backoffice.money import InvalidCurrency  # noqa: F401 - re-exported, raised by currency_code
 from payments.models import Account, Bill, UsageRecord
+from payments.errors import InvalidPeriod, InvalidReference  # noqa: F401 (raised here)
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,6 @@ _PERIOD = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 # next one). 1900-01 or 9999-12 is a mistake, never usage.
 USAGE_PERIOD_MONTHS_BACK = 24
 USAGE_PERIOD_MONTHS_AHEAD = 1
-
-
-class InvalidPeriod(BillingError):
-    code = "invalid_period"
-    rule = "PAY-3"
-
-
-class InvalidReference(BillingError):
-    code = "invalid_reference"
-    rule = "I2"
 
 
 # --- input helpers (the API runs them too, answering 400) ------------------------------------

@@ -29,13 +29,19 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.errors import AccountNotFound
 from payments.models import Account, Bill, CreditHold, Reminder, ReminderPause
 from payments.models.credit_control import MAX_PAUSE
 from payments.services.notifications import Event, notify, notify_many
+from payments.errors import (  # noqa: F401 (raised here, importable from here)
+    CreditHoldNotFound,
+    CreditHoldOn,
+    PauseAlreadyInForce,
+    PauseInvalid,
+    PauseNotFound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +49,7 @@ DEFAULT_REMINDER_DAYS = (1, 7, 14)
 DEFAULT_CHUNK_SIZE = 500
 FINAL_LEVEL = Reminder.Level.FINAL
 UNPAID = tuple(str(s) for s in Bill.UNPAID_STATUSES)
-PAUSE_PERMISSION = "payments.pause_reminders"
+PAUSE_PERMISSION = "payments.pause_reminderpause"
 LIFT_PERMISSION = "payments.lift_credithold"
 
 _BILL, _REMINDER = Bill._meta.db_table, Reminder._meta.db_table
@@ -55,38 +61,6 @@ def reminder_days() -> tuple[int, int, int]:
     if len(days) != 3 or not 1 <= days[0] < days[1] < days[2]:
         raise ValueError(f"CC_REMINDER_DAYS must be three increasing day counts from 1, not {days!r}")
     return days  # type: ignore[return-value]
-
-
-class CreditHoldOn(BillingError):
-    """CC-2: the account is on credit hold; new subscription orders are refused."""
-
-    code = "credit_hold"
-    rule = "CC-2"
-    default_detail = (
-        "The account is on credit hold because a bill is unpaid after its final notice; "
-        "new orders are refused until the overdue bills are paid."
-    )
-
-
-class CreditHoldNotFound(NotFound):
-    code = "credit_hold_not_found"
-    default_detail = "This account is not on credit hold."
-
-
-class PauseInvalid(BillingError):
-    code = "pause_invalid"
-    rule = "CC-3"
-
-
-class PauseAlreadyInForce(Conflict):
-    code = "pause_in_force"
-    rule = "CC-3"
-    default_detail = "Reminders of this account are already paused; end that pause first."
-
-
-class PauseNotFound(NotFound):
-    code = "pause_not_found"
-    default_detail = "No pause in force for this account."
 
 
 # -- CC-2: orders -------------------------------------------------------------------------------

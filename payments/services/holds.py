@@ -29,13 +29,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 
-from billing_backoffice.errors import Conflict, NotFound
 from billing_backoffice.permissions import SYSTEM, staff_require
 from billing_backoffice.item_failures import JobItems, open_failures_q
 from billing_backoffice.models import JobItemFailure
 from payments import eligibility
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.models import Account, PaymentMethod, VerificationHold
+from payments.errors import HoldNotFound, HoldReleaseInProgress  # noqa: F401 (raised here)
 
 logger = logging.getLogger(__name__)
 
@@ -120,17 +120,6 @@ def hold_record(
 
 
 # --- releasing (HOLD-2) ------------------------------------------------------------------------
-
-
-class HoldNotFound(NotFound):
-    code = "hold_not_found"
-    default_detail = "No such verification hold."
-
-
-class HoldReleaseInProgress(Conflict):
-    code = "hold_release_in_progress"
-    rule = "HOLD-2"
-    default_detail = "A release job is voiding this hold right now; it will be released shortly."
 
 
 def hold_lease() -> timedelta:

@@ -15,24 +15,12 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
-from billing_backoffice.errors import BillingError, Conflict
 from billing_backoffice.money import InvalidAmount  # noqa: F401 - one I6 error for the project
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
+from payments.errors import InsufficientBalance, ReferenceReused  # noqa: F401 (raised here)
 
 CENT = Decimal("0.01")
-
-
-class ReferenceReused(Conflict):
-    """The same business event was posted before with other figures (I2)."""
-
-    code = "reference_reused"
-    rule = "SEC-4"
-
-
-class InsufficientBalance(BillingError):
-    code = "insufficient_balance"
-    rule = "I3"
 
 
 @dataclass(frozen=True)

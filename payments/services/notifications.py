@@ -31,11 +31,14 @@ from django.db.models import F, Q
 from django.template.loader import select_template
 
 from billing_backoffice.enqueue import enqueue_on_commit
-from billing_backoffice.errors import Conflict, NotFound
 from billing_backoffice.logging import redact_card_numbers, redact_value
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, Notification
 from payments.notification_texts import language_for_country, message_text, text_language
+from payments.errors import (  # noqa: F401 (raised here, importable from here)
+    NotificationNotFailed,
+    NotificationNotFound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +50,6 @@ SEND_LEASE = timedelta(minutes=5)
 SWEEP_GRACE = timedelta(minutes=2)
 SWEEP_BATCH = 200
 RETRY_PERMISSION = "payments.retry_notification"
-
-
-class NotificationNotFound(NotFound):
-    code = "notification_not_found"
-    default_detail = "No such notification."
-
-
-class NotificationNotFailed(Conflict):
-    code = "notification_not_failed"
-    rule = "NOTIFY-2"
-    default_detail = "Only a failed delivery can be retried."
 
 
 @dataclass(frozen=True)

@@ -12,23 +12,17 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing_backoffice.errors import BillingError
 from payments.errors import LinkRefused, VerificationNotPending
 from payments.gateways import GatewayError
 from payments.models import Account, LinkAttempt, PaymentMethod
 from payments.services.attempts import link_attempt_record
 from payments.services.defaults import payment_method_activate
 from payments.services.holds import hold_amount_for, hold_auth_answered, hold_authorize, hold_record
+from payments.errors import GatewayUnavailable  # noqa: F401 (raised here)
 
 Reason = LinkAttempt.Reason
 Outcome = LinkAttempt.Outcome
 Status = PaymentMethod.Status
-
-
-class GatewayUnavailable(BillingError):
-    code = "gateway_unavailable"
-    http_status = 503
-    default_detail = "The payment gateway did not answer; nothing was linked. Try again."
 
 
 # --- refusals recorded as link attempts (LINK-7) -------------------------------------------

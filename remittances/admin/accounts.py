@@ -37,6 +37,7 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.errors import BillingError
 from payments.models import Account
+from payments.selectors import account_find
 from remittances import numbering
 from remittances.models import RemittanceAccount
 from remittances.pdf import payment_request_form_filename, payment_request_form_pdf
@@ -49,7 +50,6 @@ from remittances.services.accounts import (
 Kind = RemittanceAccount.Kind
 Status = RemittanceAccount.Status
 EMPTY = "—"
-MAX_ID = 2**63 - 1
 
 CHANGE_LIST_TEMPLATE = """{% extends "admin/change_list.html" %}
 {% block object-tools-items %}
@@ -113,9 +113,7 @@ class AccountByUidOrIdField(forms.Field):
             return None
         if not value.isdigit():
             raise ValidationError("Enter the account's UID or id (digits only).")
-        account = Account.objects.filter(uid=value).first()
-        if account is None and int(value) <= MAX_ID:
-            account = Account.objects.filter(pk=int(value)).first()
+        account = account_find(value)
         if account is None:
             raise ValidationError(f"No account with UID or id {value}.")
         return account

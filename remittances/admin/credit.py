@@ -28,7 +28,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, refusal_text
+from billing_backoffice.admin_site import MAX_ID, BigTableAdminMixin, has_model_perm, refusal_text
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.money import COLUMN_MAX, AmountFormField, CurrencyFormField
@@ -38,7 +38,6 @@ from remittances.models import CreditLimitRequest
 from remittances.services import credit as services
 
 Status = CreditLimitRequest.Status
-MAX_ID = 2**63 - 1
 CRED_2_REASON = "CRED-2: you recorded this application; another account manager must decide it."
 
 # --- templates --------------------------------------------------------------------------------

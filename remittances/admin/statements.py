@@ -26,11 +26,17 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from import_export import fields, resources, widgets
+from import_export import fields
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm
+from billing_backoffice.admin_site import (
+    MAX_ID,
+    BigTableAdminMixin,
+    FormulaSafeResource,
+    ReadOnlyAdminMixin,
+    has_model_perm,
+)
 from billing_backoffice.errors import BillingError
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
@@ -38,7 +44,6 @@ from remittances.services.statements import statement_import
 
 IMPORT_PERMISSION = "import_bankstatement"
 EMPTY = "—"
-MAX_ID = 2**63 - 1
 TEMPLATES = "admin/remittances/statements"
 SUMMARY_FIGURES = ("entries", "credited", "unmatched", "duplicates", "rejected", "review")
 
@@ -160,18 +165,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmi
 # --- bank transactions: the unmatched-transactions work queue -------------------------------------
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-NUMERIC_WIDGETS = (widgets.DecimalWidget, widgets.IntegerWidget, widgets.FloatWidget)
-
-
-def neutralise_formula(value):
-    """``=cmd|...`` -> ``'=cmd|...``: a spreadsheet shows it as text and never runs it."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-class BankTransactionResource(resources.ModelResource):
+class BankTransactionResource(FormulaSafeResource):
     """CSV/XLSX export of bank transactions, with formula cells neutralised."""
 
     receiving_account = fields.Field(column_name="receiving_account")
@@ -191,12 +185,6 @@ class BankTransactionResource(resources.ModelResource):
 
     def dehydrate_statement(self, txn: BankTransaction) -> str:
         return txn.statement.identity
-
-    def export_field(self, field, instance, **kwargs):
-        value = super().export_field(field, instance, **kwargs)
-        if isinstance(field.widget, NUMERIC_WIDGETS):
-            return value
-        return neutralise_formula(value)
 
     def get_queryset(self):
         return super().get_queryset().select_related("receiving_account", "statement")

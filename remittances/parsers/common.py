@@ -16,47 +16,19 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from billing_backoffice import money
-from billing_backoffice.errors import BillingError
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    BadAmount,
+    HostileXml,
+    MalformedStatement,
+    StatementError,
+    StatementTooLarge,
+    UnsupportedStatement,
+)
 
 CAMT053 = "camt053"
 CAMT054 = "camt054"
 MT940 = "mt940"
 FORMATS = (CAMT053, CAMT054, MT940)
-
-
-class StatementError(BillingError):
-    """A statement file that cannot be imported; nothing from it is recorded."""
-
-    code = "statement_refused"
-    rule = "REM-4"
-    http_status = 400
-
-
-class StatementTooLarge(StatementError):
-    code = "statement_too_large"
-
-
-class UnsupportedStatement(StatementError):
-    """Not a statement format (or version) we import: never an empty success."""
-
-    code = "statement_unsupported"
-
-
-class HostileXml(StatementError):
-    """A DTD, entity declaration or external reference: refused before anything is expanded."""
-
-    code = "statement_hostile_xml"
-
-
-class MalformedStatement(StatementError):
-    """Truncated, not well-formed, or missing a part the format requires."""
-
-    code = "statement_malformed"
-
-
-class BadAmount(StatementError):
-    code = "statement_bad_amount"
-    rule = "I6"
 
 
 # ISO 4217 currencies whose minor unit is not two digits (one list for the project, I6). Amounts in

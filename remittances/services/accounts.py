@@ -25,13 +25,22 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from billing_backoffice import money
-from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.free_text import contains_card_number
-from billing_backoffice.permissions import StaffPermissionDenied, staff_require
+from billing_backoffice.permissions import staff_require
 from payments.errors import AccountNotFound, AccountStateError
 from payments.models import Account
 from remittances import numbering
 from remittances.models import RemittanceAccount
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    CreditNotApproved,
+    DedicatedAccountExists,
+    InvalidBankDetails,
+    NumberUnavailable,
+    PermissionRefused,
+    ReceivingAccountConflict,
+    RemittanceAccountNotFound,
+    RemittanceAccountStateError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,50 +50,6 @@ Status = RemittanceAccount.Status
 # A collision needs two random 10-digit account parts to meet; ten misses in a row means the
 # generator or the configuration is broken, not bad luck, and must not loop for ever.
 MAX_NUMBER_ATTEMPTS = 10
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-# SEC-3: the one staff-permission error (billing_backoffice.permissions), under its old name.
-PermissionRefused = StaffPermissionDenied
-
-
-class CreditNotApproved(BillingError):
-    code = "credit_not_approved"
-    rule = "CRED-1"
-
-
-class DedicatedAccountExists(Conflict):
-    code = "dedicated_account_exists"
-    rule = "REM-1"
-
-
-class NumberUnavailable(BillingError):
-    code = "number_unavailable"
-    rule = "REM-1"
-    http_status = 503
-
-
-class RemittanceAccountNotFound(NotFound):
-    code = "remittance_account_not_found"
-    default_detail = "No such remittance account."
-
-
-class RemittanceAccountStateError(Conflict):
-    code = "remittance_account_state"
-
-
-class InvalidBankDetails(BillingError):
-    """Malformed input to a registration: an IBAN, BIC, currency or name that is not valid."""
-
-    code = "invalid_bank_details"
-    http_status = 400
-
-
-class ReceivingAccountConflict(Conflict):
-    code = "receiving_account_conflict"
-    rule = "REM-2"
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from billing_backoffice import money
-from billing_backoffice.errors import BillingError, Conflict, NotFound
-from billing_backoffice.permissions import StaffPermissionDenied, staff_require
+from billing_backoffice.permissions import staff_require
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.money import InvalidAmount, InvalidCurrency  # noqa: F401 - re-exported
 from payments.services.customer_events import credit_application_decided_notify
@@ -32,6 +31,15 @@ from payments.errors import AccountNotFound
 from payments.models import Account
 from payments.services.ledger import account_balance
 from remittances.models import CreditLimitRequest
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    CreditDecisionNotPermitted,
+    CreditLimitBelowOwed,
+    CreditRequestDecided,
+    CreditRequestNotFound,
+    CreditRequestOpen,
+    CreditRequestRefused,
+    CreditSelfDecision,
+)
 
 logger = logging.getLogger("remittances.credit")
 
@@ -44,53 +52,6 @@ OPEN_REQUEST_CONSTRAINT = "credit_one_open_request_per_account"
 ELIGIBLE_KINDS = (Account.Kind.ENTERPRISE, Account.Kind.INDIVIDUAL)
 # CreditLimitRequest.requested_limit is max_digits=14, decimal_places=2.
 MAX_LIMIT = money.COLUMN_MAX
-
-
-# --- errors ---------------------------------------------------------------------------------------
-
-
-class CreditRequestNotFound(NotFound):
-    code = "credit_request_not_found"
-    default_detail = "No such credit application."
-
-
-class CreditRequestRefused(BillingError):
-    """The account or the application does not qualify (CRED-1)."""
-
-    code = "credit_request_refused"
-    rule = "CRED-1"
-
-
-class CreditRequestOpen(Conflict):
-    """CRED-1: one open application per account (``credit_one_open_request_per_account``)."""
-
-    code = "credit_request_open"
-    rule = "CRED-1"
-
-
-class CreditRequestDecided(Conflict):
-    """CRED-1: an application is decided once, ``submitted -> approved | rejected``."""
-
-    code = "credit_request_decided"
-    rule = "CRED-1"
-
-
-# SEC-3: the one staff-permission error (billing_backoffice.permissions), under its old name.
-CreditDecisionNotPermitted = StaffPermissionDenied
-
-
-class CreditSelfDecision(BillingError):
-    """CRED-2: the staff member who recorded the application cannot decide it."""
-
-    code = "credit_self_decision"
-    rule = "CRED-2"
-
-
-class CreditLimitBelowOwed(BillingError):
-    """CRED-3: a limit is never set below what the account currently owes."""
-
-    code = "credit_limit_below_owed"
-    rule = "CRED-3"
 
 
 # --- input helpers (also used by the API and admin forms to check the shape) -----------------

@@ -15,44 +15,19 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing_backoffice.errors import BillingError, NotFound
 from payments.models import Account
 from payments.services.billing import account_unpaid_total
 from payments.services.ledger import account_balance
 from remittances.models import BankTransaction, FundsTransfer, RefundRequest
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    ExceedsAvailableBalance,
+    ExceedsTransactionCredit,
+    FundsOutFourEyesViolation as FourEyesViolation,
+    RequestNotFound,
+    SourceNotCredited,
+)
 
 ZERO = Decimal("0.00")
-
-
-class ExceedsTransactionCredit(BillingError):
-    """RFD-3: more than the transaction's credit less what was already refunded or moved."""
-
-    code = "exceeds_transaction_credit"
-    rule = "RFD-3"
-
-
-class ExceedsAvailableBalance(BillingError):
-    """RFD-3: more than the account's balance left after what it owes."""
-
-    code = "exceeds_available_balance"
-    rule = "RFD-3"
-
-
-class SourceNotCredited(BillingError):
-    """Only a bank transaction credited to this account can be refunded or moved out of."""
-
-    code = "source_not_credited"
-    rule = "RFD-3"
-
-
-class FourEyesViolation(BillingError):
-    code = "four_eyes"
-    rule = "RFD-1"
-
-
-class RequestNotFound(NotFound):
-    code = "request_not_found"
-    default_detail = "No such refund or transfer."
 
 
 def transaction_remaining(txn: BankTransaction, *, excluding_refund: int | None = None,

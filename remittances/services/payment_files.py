@@ -16,20 +16,17 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing_backoffice.errors import Conflict
 from billing_backoffice.permissions import staff_require
 from remittances.models import PaymentFile, RefundRequest
 from remittances.payment_files import Debtor, Payment, end_to_end_id, pain001_write
 from remittances.services.funds_out import RequestNotFound
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    PaymentFileState,
+)
 
 PERM_GENERATE = "remittances.generate_paymentfile"
 PERM_SEND = "remittances.send_paymentfile"
 Status = RefundRequest.Status
-
-
-class PaymentFileState(Conflict):
-    code = "payment_file_state"
-    rule = "RFD-1"
 
 
 def _message_id(now: datetime) -> str:

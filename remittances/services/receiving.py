@@ -14,14 +14,12 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from remittances.models import RemittanceAccount
-from remittances.parsers import ParsedStatement, StatementError
+from remittances.parsers import ParsedStatement
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    UnknownReceivingAccount,
+)
 
 _BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
-
-
-class UnknownReceivingAccount(StatementError):
-    code = "statement_unknown_account"
-    rule = "REM-7"
 
 
 def receiving_accounts(statements: list[ParsedStatement]) -> list[RemittanceAccount]:

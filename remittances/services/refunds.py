@@ -20,7 +20,6 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from billing_backoffice import money as money_checks
-from billing_backoffice.errors import BillingError, Conflict
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, LedgerEntry
@@ -32,25 +31,16 @@ from remittances.services.funds_out import (
     check_limits,
     locked_source,
 )
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    RefundInvalid,
+    RefundStateError,
+)
 
 Status = RefundRequest.Status
 
 PERM_REQUEST = "remittances.add_refundrequest"
 PERM_APPROVE = "remittances.approve_refundrequest"
 PERM_FILES = "remittances.send_paymentfile"
-
-
-class RefundInvalid(BillingError):
-    """Malformed refund input: IBAN, BIC, payer name, reason, debtor account..."""
-
-    code = "refund_invalid"
-    rule = "RFD-1"
-    http_status = 400
-
-
-class RefundStateError(Conflict):
-    code = "refund_state"
-    rule = "RFD-1"
 
 
 def payer_bank_account(*, iban: str, bic: str) -> tuple[str, str]:

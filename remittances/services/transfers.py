@@ -18,7 +18,6 @@ from datetime import datetime
 from django.db import transaction
 
 from billing_backoffice import money as money_checks
-from billing_backoffice.errors import BillingError, Conflict
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, LedgerEntry
@@ -26,22 +25,15 @@ from payments.services.ledger import ledger_post
 from payments.services.settlement import settlement_request
 from remittances.models import FundsTransfer, transfer_ledger_references
 from remittances.services.funds_out import FourEyesViolation, RequestNotFound, check_limits, locked_source
+from remittances.errors import (  # noqa: F401 (raised here, importable from here)
+    TransferInvalid,
+    TransferStateError,
+)
 
 Status = FundsTransfer.Status
 
 PERM_INITIATE = "remittances.add_fundstransfer"
 PERM_APPROVE = "remittances.approve_fundstransfer"
-
-
-class TransferInvalid(BillingError):
-    code = "transfer_invalid"
-    rule = "RFD-2"
-    http_status = 400
-
-
-class TransferStateError(Conflict):
-    code = "transfer_state"
-    rule = "RFD-2"
 
 
 def _locked(transfer_id: int) -> FundsTransfer:
