@@ -374,3 +374,4 @@ from remittances.refund_models import (  # noqa: E402,F401  (registered with the
     transfer_ledger_references,
 )
 from remittances.reversal_models import BankReversal  # noqa: E402,F401  (RVS-1/RVS-2)
+from remittances.reconciliation_models import ReconciliationDay, ReconciliationException  # noqa: E402,F401  (RCN)

@@ -24,3 +24,22 @@ from remittances.services.inbox import TRANSIENT_ERRORS, statement_inbox_import
 def import_statement_inbox() -> dict:
     """REM-4: import each file of the statement inbox once; returns what happened to each."""
     return statement_inbox_import(now=timezone.now())
+
+
+@shared_task(bind=True, name="remittances.reconcile_day")
+def reconcile_day(self, *, day: str | None = None) -> int:
+    """RCN-1..3 (beat, daily): the proof of ``day`` (default yesterday, UTC) once per window,
+    for every receiving account without one (``reconciliation_run`` is idempotent per day)."""
+    from datetime import date, timedelta
+
+    from billing_backoffice.scheduled_runs import firing_task_id, window_claim, window_finish
+    from remittances.services.reconciliation import reconciliation_run
+
+    now = timezone.now()
+    target = date.fromisoformat(day) if day else now.date() - timedelta(days=1)
+    run = window_claim(job=self.name, window=target.isoformat(), task_id=firing_task_id(self.request), now=now)
+    if run is None:
+        return 0
+    recorded = reconciliation_run(day=target, now=now)
+    window_finish(run=run, now=timezone.now())
+    return recorded

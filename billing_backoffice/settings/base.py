@@ -216,6 +216,7 @@ _QUEUE_OF_TASKS = {
         "payments.generate_monthly_bills", "payments.generate_monthly_bills_chunk", "payments.month_end_deduction",
         "payments.settlement_sweep", "payments.settle_chunk", "payments.mark_overdue_bills",
         "payments.run_reminders", "payments.send_reminders_chunk", "payments.notify_expiring_cards",
+        "remittances.reconcile_day",  # RCN-1..3: every receiving account, set-based
     ),
     # Housekeeping: nothing waits on it.
     "maintenance": (
@@ -261,6 +262,8 @@ BILLING_BEAT_SCHEDULE = {
         "task": "remittances.import_statement_inbox",
         "every": timedelta(minutes=5),
     },
+    # RCN-1..3: yesterday's reconciliation proof; fired hourly, run once per day (the window is the day).
+    "reconcile-day": {"task": "remittances.reconcile_day", "every": timedelta(hours=1)},
     # Housekeeping: finished scheduled runs (the once-per-window guard) older than 90 days.
     "prune-scheduled-runs": {"task": "billing_backoffice.prune_scheduled_runs", "every": timedelta(days=1)},
     # Beat's own heartbeat (a no-op task): /readyz checks this entry's last send (health.py).
