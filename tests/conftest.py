@@ -5,10 +5,12 @@ from datetime import datetime, timezone
 import pytest
 import time_machine
 
+from payments.api.clients import api_client_token_issue
 from payments.gateways import simulated
 from payments.services import CardInput
 from remittances.models import RemittanceAccount
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.api import RecordingClient
 from tests.helpers.roles import FINANCE, MANAGERS, role_group
 from tests.helpers.statements import make_receiving_account
 from tests.remittances.samples import build
@@ -111,6 +113,17 @@ def as_role(client, superuser, manager, finance):
         return client
 
     return login
+
+
+# --- the console API -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api() -> RecordingClient:
+    """The console's token client (client name ``console-test``), keeping every response body."""
+    client = RecordingClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_client_token_issue(name='console-test').key}")
+    return client
 
 
 # --- the receiving accounts of the sample bank statements (tests/remittances/samples) -------------

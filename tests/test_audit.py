@@ -31,7 +31,7 @@ from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.services import claims as claim_services
 from remittances.services.statements import statement_import
 from tests.factories import AccountFactory, CardMethodFactory, HoldFactory, UserFactory
-from tests.payments.test_api import api, link_card, new_account  # noqa: F401  (fixture)
+from tests.helpers.api import link_card, new_account
 from tests.helpers.roles import action_post
 from tests.remittances.samples import build
 from tests.helpers.claims import finance_user, reviewed_claim
@@ -182,7 +182,7 @@ def test_sec_2_admin_action_records_the_account_manager(as_role, manager):
     assert (last.context["method"], last.context["url"]) == ("POST", "/admin/payments/account/")
 
 
-def test_sec_2_console_api_records_the_token_client(api):  # noqa: F811
+def test_sec_2_console_api_records_the_token_client(api):
     account_id = new_account(api, country="US")
     response = link_card(api, account_id)
     assert response.status_code == 201, response.content
@@ -297,7 +297,7 @@ def test_sec_2_history_page_shows_who_and_before_and_after(as_role):
     assert AUDIT_LOG not in page  # a manager cannot open the audit log: no link to it
 
 
-def test_sec_2_audit_log_page_for_superuser_and_auditors_only(client, as_role, manager, finance):  # noqa: F811
+def test_sec_2_audit_log_page_for_superuser_and_auditors_only(client, as_role, manager, finance):
     AccountFactory(name="Listed Ltd")
     assert as_role("superuser").get(AUDIT_LOG).status_code == 200
     for role in ("manager", "finance"):
@@ -384,7 +384,7 @@ def _luhn_runs(text: str) -> list[str]:
     return [run for run in re.findall(r"\d{13,19}", text) if luhn.is_valid(run)]
 
 
-def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):  # noqa: F811
+def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):
     account_id = new_account(api, country="US")
     assert link_card(api, account_id, CARD_NUMBER).status_code == 201
     method = PaymentMethod.objects.get(account_id=account_id)

@@ -24,6 +24,7 @@ APPS = ("payments", "remittances", "billing_backoffice")
 BEING_ADDED = {
     "payments.Reminder", "payments.CreditHold", "payments.ReminderPause", "payments.Notification",
     "remittances.PaymentFile", "remittances.RefundRequest", "remittances.FundsTransfer",
+    "remittances.BankReversal", "remittances.ReconciliationDay", "remittances.ReconciliationException",
 }
 ALL_FACTORIES = [getattr(factories, name) for name in factories.__all__]
 

@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from billing_backoffice.staff_login import OTP_OFF_BANNER
 from payments.models import Account
 from tests.factories import AccountFactory, UserFactory
-from tests.test_settings import PRODUCTION_ENV, run_manage
+from tests.helpers.manage import PRODUCTION_ENV, run_manage
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from payments.api.clients import api_client_token_issue
 from payments.models import LinkAttempt, PaymentMethod, ThreeDSChallenge
 from tests.factories import (
     AccountFactory,
@@ -25,55 +24,12 @@ from tests.factories import (
     PayPalMethodFactory,
     UserFactory,
 )
+from tests.helpers.api import VISA, card_body, link_card, new_account
 
 pytestmark = pytest.mark.django_db
 
-VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
 AMEX = "378282246310005"
-
-
-class RecordingClient(APIClient):
-    """An APIClient that keeps every response body, for the SEC-1 checks."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.bodies: list[bytes] = []
-
-    def request(self, **kwargs):
-        response = super().request(**kwargs)
-        self.bodies.append(response.content)
-        return response
-
-
-@pytest.fixture
-def api() -> RecordingClient:
-    client = RecordingClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_client_token_issue(name='console-test').key}")
-    return client
-
-
-def card_body(number: str = VISA, **overrides) -> dict:
-    body = {
-        "number": number,
-        "exp_month": 12,
-        "exp_year": 2029,
-        "cvv": "1234" if number.startswith(("34", "37")) else "123",
-        "cardholder_name": "Ada Lovelace",
-        "billing_address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345", "country": "US"},
-    }
-    body.update(overrides)
-    return body
-
-
-def new_account(api, *, country: str = "US", kind: str = "individual") -> int:
-    response = api.post("/api/v1/accounts/", {"name": "Acme", "kind": kind, "country": country}, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()["id"]
-
-
-def link_card(api, account_id: int, number: str = VISA, **overrides):
-    return api.post(f"/api/v1/accounts/{account_id}/cards/", card_body(number, **overrides), format="json")
 
 
 def assert_error(response, status: int, rule: str | None) -> dict:

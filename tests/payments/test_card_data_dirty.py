@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 from stdnum import luhn
 
-from tests.payments.test_api import RecordingClient
+from tests.helpers.api import RecordingClient
 from payments.api.clients import api_client_token_issue
 
 pytestmark = pytest.mark.django_db
