@@ -22,6 +22,7 @@ from payments.admin.display import EMPTY, MethodDisplayMixin, masked_html
 from payments.models import Account, LinkAttempt, PaymentMethod, VerificationHold
 from payments.selectors import account_uid_or_pk
 from payments.services.accounts import silent_period_ends_at
+from payments.services.credit_control import account_credit_state
 
 
 # --- inlines on the account page -------------------------------------------------------------
@@ -113,6 +114,7 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
                 "fields": (
                     "credit_approved", "credit_limit", "credit_currency", "auto_settlement_enabled",
                     "settlement_and_ledger", "has_running_resources", "has_outstanding_bills",
+                    "credit_control",
                 )
             },
         ),
@@ -124,7 +126,7 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
         "uid", "kind", "country", "region", "status", "deactivated_at", "silent_period_end",
         "closed_at", "kyc_status", "default_method", "credit_approved", "credit_limit",
         "credit_currency", "auto_settlement_enabled", "has_running_resources",
-        "has_outstanding_bills", "created_at", "settlement_and_ledger",
+        "has_outstanding_bills", "created_at", "settlement_and_ledger", "credit_control",
     )
 
     def get_queryset(self, request):
@@ -174,6 +176,22 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
             reverse("admin:payments_bill_settlement", args=[obj.pk]),
             "on" if obj.auto_settlement_enabled else "off",
             reverse("admin:payments_ledgerentry_account", args=[obj.pk]),
+        )
+
+    @admin.display(description="dunning level, pause, hold, messages")
+    def credit_control(self, obj: Account):
+        """CC-1..3 at a glance (the change page only: the changelist keeps its fixed query count),
+        with links to the account's reminders, holds, pauses and notifications (NOTIFY-1)."""
+        state = account_credit_state(account_id=obj.pk, now=timezone.now())
+        pause, hold = state["pause"], state["hold"]
+        return format_html(
+            'level {} · {} · {} · <a href="{}">reminders</a> · <a href="{}">holds</a> · <a href="{}">pauses</a>'
+            ' · <a href="{}">notifications</a>',
+            state["level"] or "none",
+            f"paused until {pause.ends_at:%Y-%m-%d}" if pause else "not paused",
+            f"on credit hold since {hold.started_at:%Y-%m-%d}" if hold else "no credit hold",
+            *(f"{reverse(f'admin:payments_{model}_changelist')}?account__id__exact={obj.pk}"
+              for model in ("reminder", "credithold", "reminderpause", "notification")),
         )
 
     @admin.display(description="silent period ends")

@@ -149,10 +149,10 @@ class ReminderPauseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=account__id",)
     actions = ["end_pauses"]
 
-    def has_pause_reminders_permission(self, request) -> bool:
-        return has_model_perm(request, self.model._meta, "pause_reminders")
+    def has_pause_permission(self, request) -> bool:
+        return has_model_perm(request, self.model._meta, "pause_reminderpause")
 
-    @admin.action(description="End the selected pauses now (CC-3)", permissions=["pause_reminders"])
+    @admin.action(description="End the selected pauses now (CC-3)", permissions=["pause"])
     def end_pauses(self, request, queryset):
         run_service_action(
             self, request, queryset,
@@ -165,7 +165,7 @@ class ReminderPauseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return [path("pause/", view, name="payments_reminderpause_pause"), *super().get_urls()]
 
     def pause_view(self, request):
-        if not self.has_pause_reminders_permission(request):
+        if not self.has_pause_permission(request):
             raise PermissionDenied
         form = PauseForm(request.POST or None, initial={"account": request.GET.get("account")})
         if request.method == "POST" and form.is_valid():

@@ -16,7 +16,8 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from billing_backoffice.api_views import ConsoleAPIView, ConsoleListAPIView
-from payments.api.views import errors
+from billing_backoffice.api_schema import error_responses
+from payments.api.views import ERROR_TEXT
 from payments.errors import AccountNotFound
 from payments.models import Account, Notification
 from payments.services.notifications import message_mark_read
@@ -43,6 +44,14 @@ class MessageCursorPagination(CursorPagination):
     def query_parameters(self) -> set[str]:
         return {self.cursor_query_param}
 
+    def get_schema_operation_parameters(self, view):
+        # An empty ``?cursor=`` is refused (400, like every empty parameter): say so in the schema.
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.cursor_query_param:
+                parameter["schema"] = {**parameter["schema"], "minLength": 1}
+        return parameters
+
 
 class MessageListView(ConsoleListAPIView):
     serializer_class = MessageSerializer
@@ -63,7 +72,7 @@ class MessageListView(ConsoleListAPIView):
             "and `three_ds_waiting`, whose `link` opens the verification: complete it, then retry "
             "the payment."
         ),
-        responses={200: MessageSerializer(many=True), **errors(404)},
+        responses={200: MessageSerializer(many=True), **error_responses(ERROR_TEXT, 404)},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -73,7 +82,7 @@ class MessageReadView(ConsoleAPIView):
     @extend_schema(
         summary="Mark one console message read (NOTIFY-1)",
         request=None,
-        responses={200: MessageSerializer, **errors(404)},
+        responses={200: MessageSerializer, **error_responses(ERROR_TEXT, 404)},
     )
     def post(self, request, message_id: int):
         message = message_mark_read(message_id=message_id, now=timezone.now())

@@ -103,7 +103,7 @@ class ReminderPause(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        permissions = [("pause_reminders", "Can pause and resume an account's reminders (CC-3)")]
+        permissions = [("pause_reminderpause", "Can pause and resume an account's reminders (CC-3)")]
         constraints = [
             models.UniqueConstraint(
                 fields=["account"], condition=Q(ended_at__isnull=True), name="reminder_pause_one_in_force"

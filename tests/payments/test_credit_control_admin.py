@@ -163,3 +163,14 @@ def test_cc_2_cc_3_cc_4_the_admin_pages_link_to_lift_pause_and_ageing(client, no
     assert reverse("admin:payments_reminderpause_pause") in pauses
     change = client.get(reverse("admin:payments_credithold_change", args=[hold.pk])).content.decode()
     assert reverse("admin:payments_credithold_lift", args=[hold.pk]) not in change
+
+
+def test_cc_1_cc_2_cc_3_the_account_page_shows_dunning_level_pause_and_hold(client, now, manager):
+    account = AccountFactory()
+    on_hold(account, now)
+    cc.reminder_pause(account_id=account.pk, reason="Talking to them", ends_at=now + timedelta(days=3),
+                      actor=manager, now=now)
+    client.force_login(manager)
+    page = client.get(reverse("admin:payments_account_change", args=[account.pk])).content.decode()
+    assert "level 3" in page and "paused until" in page and "on credit hold since" in page
+    assert f"{reverse('admin:payments_notification_changelist')}?account__id__exact={account.pk}" in page

@@ -53,6 +53,7 @@ def _revoke_later_apps_roles() -> None:
         group.permissions.remove(*group.permissions.filter(~Q(content_type__app_label="payments")))
         group.permissions.remove(*group.permissions.filter(codename__in=billing[group.name]))
         group.permissions.remove(*group.permissions.filter(codename__in=credit_control[group.name]))
+        group.permissions.remove(*group.permissions.filter(codename="pause_reminderpause"))
 
 
 def test_sec_3_account_managers_group_permissions():
@@ -63,7 +64,7 @@ def test_sec_3_account_managers_group_permissions():
         "view_bill", "view_charge", "view_usagerecord", "view_ledgerentry",
         # CC-3, NOTIFY-2 (payments 0014)
         "view_reminder", "view_credithold", "view_reminderpause", "view_notification",
-        "pause_reminders", "retry_notification",
+        "pause_reminderpause", "retry_notification",
     }
 
 
