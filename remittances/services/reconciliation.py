@@ -36,6 +36,7 @@ from django.db.models.functions import Coalesce
 from billing_backoffice.errors import BillingError, NotFound
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
+from remittances.services.reversals import reversals_apply
 from remittances.models import (
     BankReversal,
     BankStatement,
@@ -189,7 +190,11 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
 
 @transaction.atomic
 def reconciliation_run(*, day: date, now: datetime) -> int:
-    """RCN-1..3 for ``day`` over every receiving account without a record for it; returns how many."""
+    """RCN-1..3 for ``day`` over every receiving account without a record for it; returns how many.
+
+    First the sweep of reversal lines an import left unhandled (RVS-1/RVS-2), so the proof
+    counts what they took back."""
+    reversals_apply(now=now)
     accounts = list(
         RemittanceAccount.objects.exclude(reconciliation_days__day=day).values_list("pk", "kind", "currency")
     )

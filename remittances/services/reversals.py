@@ -14,7 +14,13 @@ reference quoted in the reversal's remittance information (a return that referen
   entries involved, until a person resolves it.
 - RVS-2, the original was never credited (unmatched, matched, claimed, review): it becomes
   ``reversed`` (it can no longer be claimed) and a pending claim on it is rejected with the reason.
-- No single original: ``unknown``, the reversal line goes to ``review`` for a person.
+- No single original: ``unknown``; it waits in the review queue (unresolved ``unknown`` rows)
+  for a person. (An MT940 ``RD``, a reversed debit, names no credit and lands here too.)
+
+The import calls ``reversals_apply`` after it commits (``on_commit``, robust): the reversal runs
+in its own transaction, so its locks (claim -> transaction -> account) never nest inside the
+import's account locks; one that failed is picked up by the daily proof's sweep
+(``reversals_apply()`` with no statements: every reversal line not handled yet).
 
 Locks, in the claims' order so neither side can deadlock the other: claim row -> original
 transaction row -> account row (``ledger_post``).
@@ -49,7 +55,7 @@ class ReversalState(Conflict):
 def _original_of(reversal: BankTransaction) -> BankTransaction | None:
     """The one not-yet-reversed credit line this reversal names, or None."""
     named = Q()
-    if reversal.end_to_end_id:
+    if reversal.end_to_end_id and reversal.end_to_end_id.upper() not in ("NOTPROVIDED", "NONREF"):
         named |= Q(end_to_end_id=reversal.end_to_end_id)
     quoted = [word.strip(".,;:()") for word in (reversal.remittance_info or "").split() if len(word) >= 6]
     if quoted:
@@ -88,7 +94,6 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     found = _original_of(reversal)
     record = dict(reversal=reversal, amount=reversal.amount, currency=reversal.currency, created_at=now)
     if found is None:
-        BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
         return BankReversal.objects.create(
             **record, outcome=Outcome.UNKNOWN, note="No single original entry found for this reversal."
         )
@@ -96,7 +101,6 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     _reject_live_claim(found.pk, reason=reason, now=now)  # claim lock before the transaction's
     original = BankTransaction.objects.select_for_update().get(pk=found.pk)
     if BankReversal.objects.filter(original=original).exists() or original.status == Status.REVERSED:
-        BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
         return BankReversal.objects.create(**record, outcome=Outcome.UNKNOWN, note="The original is already reversed.")
     if original.status == Status.CREDITED:
         try:
@@ -120,19 +124,18 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
         return BankReversal.objects.create(
             **record, original=original, account_id=original.account_id, outcome=Outcome.CLOSED, note=reason[:300]
         )
-    BankTransaction.objects.filter(pk=reversal.pk).update(status=Status.REVIEW)
     return BankReversal.objects.create(
         **record, outcome=Outcome.UNKNOWN, note=f"The original is {original.get_status_display().lower()}."
     )
 
 
-def reversals_apply(*, statement_ids: Iterable[int], now: datetime) -> list[BankReversal]:
-    """RVS-1/RVS-2 for every reversal line of these statements not handled yet (an import's hook)."""
-    pending = (
-        BankTransaction.objects.filter(statement_id__in=list(statement_ids), entry_kind=Kind.REVERSAL,
-                                       reversal_record__isnull=True)
-        .order_by("pk").values_list("pk", flat=True)
-    )
+def reversals_apply(*, now: datetime, statement_ids: Iterable[int] | None = None) -> list[BankReversal]:
+    """RVS-1/RVS-2 for every reversal line not handled yet: of these statements (the import's
+    hook), or of all of them (``None``: the daily sweep)."""
+    pending = BankTransaction.objects.filter(entry_kind=Kind.REVERSAL, reversal_record__isnull=True)
+    if statement_ids is not None:
+        pending = pending.filter(statement_id__in=list(statement_ids))
+    pending = pending.order_by("pk").values_list("pk", flat=True)
     return [reversal_apply(reversal_id=pk, now=now) for pk in pending]
 
 

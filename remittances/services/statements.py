@@ -54,6 +54,7 @@ the ledger postings).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -70,11 +71,13 @@ from payments.services.settlement import settlement_request_many
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount, bank_transaction_ledger_reference
 from remittances.parsers import AUTO, check_size, parse_statement_file
 from remittances.services.receiving import receiving_accounts
+from remittances.services.reversals import reversals_apply
 from remittances.services.statement_keys import line_print, lock_receiving_accounts
 from remittances.services.statement_lines import Line, Plan, count_references, each_line, kind_of, statement_reconcile
 from remittances.services.statement_recording import CHUNK, lines_insert_new
 
 Status = BankTransaction.Status
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -197,8 +200,13 @@ def _record(plans: list[Plan], *, summary: ImportSummary, file_name, sha, actor,
     summary.statement_ids = [rows[i][0].pk for i in range(len(plans))]
     summary.statement_id = summary.statement_ids[0]
     summary.new_statements = sum(1 for row, created in rows.values() if created)
-    if summary.unmatched:
-        transaction.on_commit(lambda: _match_waiting_claims(now=now))
+    # RVS-1/RVS-2: reversal lines this import recorded and nothing has handled yet.
+    reversal_statements = list(summary.statement_ids) if summary.rejected and BankTransaction.objects.filter(
+        statement_id__in=summary.statement_ids, entry_kind=BankTransaction.EntryKind.REVERSAL,
+        reversal_record__isnull=True).exists() else []
+    if summary.unmatched or reversal_statements:
+        match = bool(summary.unmatched)
+        transaction.on_commit(lambda: _after_commit(now=now, match_claims=match, reversal_statements=reversal_statements))
 
 
 def _statement_row(plan: Plan, *, file_name, sha, actor, now) -> tuple[BankStatement, bool]:
@@ -293,6 +301,22 @@ def _store_summary(row: BankStatement, created: bool, counter: Counter, *, file_
         merged["entries"] = merged.get("entries", 0) + new_lines
         row.summary = merged
         row.save(update_fields=["summary"])
+
+
+def _after_commit(*, now: datetime, match_claims: bool, reversal_statements: list[int]) -> None:
+    """Once the lines are visible: waiting claims (CLM-1), then the reversals (RVS-1/RVS-2).
+
+    The reversals run in their own transaction, so their locks (claim -> transaction -> account)
+    never nest inside the import's account locks. One that fails is logged and left to the daily
+    proof's sweep (``reversals_apply`` with no statements), never lost and never blocking claims.
+    """
+    if match_claims:
+        _match_waiting_claims(now=now)
+    if reversal_statements:
+        try:
+            reversals_apply(statement_ids=reversal_statements, now=now)
+        except Exception:  # noqa: BLE001 - retried by the daily sweep; the import has committed
+            logger.exception("reversals of statements %s left to the daily sweep", reversal_statements)
 
 
 def _match_waiting_claims(*, now: datetime) -> None:

@@ -125,7 +125,8 @@ def test_rvs_1_a_reversal_whose_original_is_unknown_waits_for_review(now, case):
     record = reversals.reversal_apply(reversal_id=line.pk, now=now)
     assert (record.outcome, record.original_id, record.ledger_entry_id) == (Outcome.UNKNOWN, None, None)
     line.refresh_from_db()
-    assert line.status == Status.REVIEW
+    assert line.status == Status.NOT_CREDITABLE  # never credited; the unresolved row is its place in the queue
+    assert list(BankReversal.objects.filter(outcome=Outcome.UNKNOWN, resolved_at__isnull=True)) == [record]
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REVERSAL).count() == 0
 
 
