@@ -34,7 +34,8 @@ from billing_backoffice.admin_site import (
 from billing_backoffice.errors import BillingError
 from payments.admin.display import account_link, route_search
 from payments.models import Account, Bill
-from payments.services.bills import bill_pay_manual, settlement_switch, settlement_switch_history
+from payments.selectors import settlement_switch_history
+from payments.services.bills import bill_pay_manual, settlement_switch
 
 TEMPLATES = "admin/dashboard"
 

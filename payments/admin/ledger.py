@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F, Sum, Window
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +14,7 @@ from django.utils.html import format_html
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from payments.admin.display import route_search
 from payments.models import Account, LedgerEntry
+from payments.selectors import account_balances, account_ledger
 
 TEMPLATES = "admin/dashboard"
 LEDGER_PAGE_SIZE = 100
@@ -62,27 +62,18 @@ class LedgerEntryAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
         if not self.has_view_permission(request):
             raise PermissionDenied
         account = get_object_or_404(Account, pk=account_id)
-        entries = (
-            LedgerEntry.objects.filter(account_id=account.pk)
-            .select_related("created_by")
-            .annotate(
-                running_balance=Window(
-                    Sum("amount"), partition_by=[F("currency")], order_by=[F("created_at").asc(), F("id").asc()]
-                )
-            )
-            .order_by("-created_at", "-id")
-        )
-        page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("p"))
-        balances = (
-            LedgerEntry.objects.filter(account_id=account.pk).values("currency").annotate(balance=Sum("amount")).order_by("currency")
-        )
+        page = Paginator(account_ledger(account_id=account.pk), LEDGER_PAGE_SIZE).get_page(request.GET.get("p"))
+        balances = [
+            {"currency": currency, "balance": balance}
+            for currency, balance in account_balances(account_id=account.pk).items()
+        ]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": f"Ledger of {account}",
             "account": account,
             "page": page,
-            "balances": list(balances),
+            "balances": balances,
             "changelist_url": reverse("admin:payments_ledgerentry_changelist") + f"?q={account.uid}",
         }
         return TemplateResponse(request, f"{TEMPLATES}/ledger_account.html", context)

@@ -6,7 +6,6 @@ No rule lives here. Services raise ``BillingError`` subclasses, which
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,7 +18,8 @@ from payments import services
 from payments.api import serializers as s
 from payments.api.filters import PaymentMethodFilter
 from payments.errors import AccountNotFound, PaymentMethodNotFound
-from payments.models import Account, PaymentMethod, ThreeDSChallenge
+from payments.models import Account, PaymentMethod
+from payments.selectors import account_payment_methods
 
 # The answers every operation can give (400, 401, 404, 413, 415) are added to the schema by
 # billing_backoffice.api_schema; these are the texts of the ones particular to an operation.
@@ -165,13 +165,7 @@ class PaymentMethodListView(ConsoleListAPIView):
         account_id = self.kwargs["account_id"]
         if not Account.objects.filter(pk=account_id).exists():
             raise AccountNotFound()
-        # One query for the pending 3DS challenges of the whole page, not one per card.
-        pending = ThreeDSChallenge.objects.for_linking().filter(status=ThreeDSChallenge.Status.PENDING)
-        return (
-            PaymentMethod.objects.filter(account_id=account_id)
-            .prefetch_related(Prefetch("three_ds_challenges", queryset=pending, to_attr="pending_challenges"))
-            .order_by("-is_default", "-id")
-        )
+        return account_payment_methods(account_id=account_id)
 
 
 class PaymentMethodDetailView(ConsoleAPIView):

@@ -11,7 +11,6 @@ from .bills import (
     bill_pay_manual,
     bills_mark_overdue,
     settlement_switch,
-    settlement_switch_history,
 )
 from .billing import bill_create, monthly_bill_chunks, monthly_bills_generate, monthly_bills_generate_chunk
 from .charging import (
@@ -78,7 +77,6 @@ __all__ = [
     "settlement_request",
     "settlement_request_many",
     "settlement_switch",
-    "settlement_switch_history",
     "ChargeNotFound",
     "CreditLimitExceeded",
     "OrderReferenceReused",

@@ -273,14 +273,3 @@ def settlement_switch(*, account_id: int, enabled: bool, actor, now: datetime) -
         settlement_request(account_id=account.pk)
     return account
 
-
-def settlement_switch_history(*, account_id: int, limit: int = 20) -> list[LogEntry]:
-    """The last switches of an account (newest first), as recorded by ``settlement_switch``."""
-    return list(
-        LogEntry.objects.filter(
-            content_type=ContentType.objects.get_for_model(Account), object_id=str(account_id),
-            change_message__startswith="Automatic settlement switched",
-        )
-        .select_related("user")
-        .order_by("-action_time", "-pk")[:limit]
-    )

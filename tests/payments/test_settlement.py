@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from payments.tasks import bills as bills_tasks, settlement as settlement_tasks
 from payments.models import Account, Bill, LedgerEntry
+from payments.selectors import settlement_switch_history
 from payments.services import settlement
 from payments.services.bills import (
     BalanceTooLow,
@@ -25,7 +26,6 @@ from payments.services.bills import (
     bill_pay_manual,
     bills_mark_overdue,
     settlement_switch,
-    settlement_switch_history,
 )
 from payments.services.ledger import account_balance, ledger_post
 from payments.services.settlement import (
