@@ -22,7 +22,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from billing_backoffice.errors import BillingError
+from billing_backoffice.errors import CARD_NUMBER_MESSAGE, BillingError, CardNumberInText
 from billing_backoffice.logging import redact_card_numbers
 
 
@@ -40,6 +40,19 @@ def _redacted(value):
     return value
 
 
+def _error_codes(detail):
+    if isinstance(detail, dict):
+        return [code for item in detail.values() for code in _error_codes(item)]
+    if isinstance(detail, list):
+        return [code for item in detail for code in _error_codes(item)]
+    return [getattr(detail, "code", None)]
+
+
+def _only_card_numbers(detail) -> bool:
+    codes = _error_codes(detail)
+    return bool(codes) and all(code == CardNumberInText.code for code in codes)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, BillingError):
         body = exc.as_dict()
@@ -51,6 +64,18 @@ def exception_handler(exc, context):
             status=status.HTTP_404_NOT_FOUND,
         )
     if isinstance(exc, exceptions.ValidationError):
+        if _only_card_numbers(exc.detail):
+            # Well-formed, but a rule forbids it (SEC-1): 422, so a schema-valid request is never
+            # answered "malformed" (no pattern can state the Luhn check).
+            return Response(
+                {
+                    "code": CardNumberInText.code,
+                    "rule": CardNumberInText.rule,
+                    "detail": CARD_NUMBER_MESSAGE,
+                    "fields": _redacted(exc.detail),
+                },
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
         return Response(
             {
                 "code": "invalid",

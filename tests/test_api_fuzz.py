@@ -10,6 +10,8 @@ services instead of stopping at a 404. Bounded: 15 examples per operation, no de
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from django.core import signals
@@ -17,6 +19,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, settings
+from jsonschema import Draft4Validator
 from schemathesis import checks
 
 from payments.api.clients import api_client_token_issue
@@ -61,7 +64,8 @@ def token(db) -> str:
 
 
 # The schema as /api/v1/schema/ serves it, generated at collection (no database needed).
-schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+RAW_SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
+schema = schemathesis.openapi.from_dict(RAW_SCHEMA)
 schema.app = get_wsgi_application()  # requests go through Django's WSGI handler, middleware included
 
 # What the console may rely on for any request, valid or not.
@@ -75,6 +79,9 @@ CONTRACT_CHECKS = [
 BOUNDED = settings(
     max_examples=15,  # about a minute for the 15 operations on this 2-core machine
     deadline=None,
+    # The suite gives the same verdict on every run (CI must not be red by luck); set
+    # API_FUZZ_RANDOM=1 to explore new examples, as the outside probes do.
+    derandomize=not os.environ.get("API_FUZZ_RANDOM"),
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
@@ -92,10 +99,29 @@ def send(case, objects: dict[str, list[int]], token: str):
 # Operations where a schema-valid value is still refused with 400 by a serializer check the
 # schema does not state yet (reported to the serializer owner); every other check still runs.
 PENDING_SCHEMA_GAPS: dict[str, str] = {
-    "POST /api/v1/accounts/": "name: leading/trailing blanks refused; the schema has no pattern for it",
-    "POST /api/v1/accounts/{account_id}/cards/": "SEC-1 refuses Luhn-valid digit runs (0000000000000000000) in free text",
     "POST /api/v1/accounts/{account_id}/claims/": "proof: its content must be a PDF, PNG or JPEG; the schema says binary",
 }
+
+
+def _valid(instance, subschema: dict) -> bool:
+    # Patterns are checked with Python's re.search, as the server checks them; OpenAPI's
+    # `nullable` is unknown to draft 4, so a null is judged invalid (the check then errs towards
+    # not asserting, never towards a false alarm).
+    return Draft4Validator({"components": RAW_SCHEMA["components"], **subschema}).is_valid(instance)
+
+
+def conforms(case) -> bool:
+    """Whether the request really is schema-valid: schemathesis' explicit examples (one character
+    at minLength, an empty query value) are marked positive without honouring every pattern."""
+    operation = RAW_SCHEMA["paths"][case.operation.path][case.method.lower()]
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query" and parameter["name"] in (case.query or {}):
+            if not _valid(case.query[parameter["name"]], parameter.get("schema", {})):
+                return False
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body and case.media_type == "application/json" and isinstance(case.body, (dict, list)):
+        return _valid(case.body, body["schema"])
+    return True
 
 
 @schema.parametrize()
@@ -105,5 +131,5 @@ def test_console_api_answers_every_generated_request_within_its_schema(case, kee
     case.validate_response(response, checks=CONTRACT_CHECKS, headers=headers)
     # A rule may refuse a valid request (422 naming it, 409, 404); a 400 would mean the schema lied.
     positive = case.meta is not None and case.meta.generation.mode.is_positive
-    if positive and case.operation.label not in PENDING_SCHEMA_GAPS:
+    if positive and case.operation.label not in PENDING_SCHEMA_GAPS and conforms(case):
         assert response.status_code != 400, f"schema-valid request refused as malformed: {response.text}"

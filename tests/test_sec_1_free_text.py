@@ -1,5 +1,5 @@
 """SEC-1: a card number typed into any free-text input is refused before anything is stored,
-audited or logged: 400 naming the field in the console API, a form error in the admin, and
+audited or logged: 422 naming SEC-1 and the field in the console API, a form error in the admin, and
 ``CardNumberInText`` from every service that creates such rows (so no path bypasses the edge).
 The answer never repeats the number."""
 
@@ -106,15 +106,16 @@ def pan_in(field: str, typed: str) -> str:
 
 
 @pytest.mark.parametrize(("endpoint", "field", "typed"), CASES)
-def test_sec_1_card_number_in_free_text_refused_400_nothing_stored_nothing_echoed(api, endpoint, field, typed):
+def test_sec_1_card_number_in_free_text_refused_422_nothing_stored_nothing_echoed(api, endpoint, field, typed):
     account = AccountFactory(country="US", region="US")
     path, body, _ = ENDPOINTS[endpoint]
     value = pan_in(field, typed)
     request = put(body(), field, value)
     before = table_counts()
     response = api.post(f"/api/v1/{path.format(account=account.pk)}", request, format="json")
-    assert response.status_code == 400, response.content
+    assert response.status_code == 422, response.content  # a rule's refusal, never "malformed"
     error = response.json()
+    assert error["rule"] == "SEC-1" and error["code"] == "card_number_in_text"
     leaf = field.split(".")[-1]
     messages = str(error["fields"])
     assert leaf in messages and "card number" in messages.lower()
