@@ -335,3 +335,19 @@ def test_cc_1_cc_2_two_runs_at_once_send_each_level_once_and_one_hold(now):
     assert CreditHold.objects.filter(account=account).count() == 1
     assert Notification.objects.filter(account=account, kind="bill_overdue", channel="email").count() == 3
     assert Notification.objects.filter(account=account, kind="credit_hold_started").count() == 2
+
+
+def test_cc_1_a_chunk_costs_the_same_statements_whatever_its_size(now):
+    """Set-based (QUALITY.md budget): 2 accounts or 20, the chunk's query count is the same."""
+    from django.test.utils import CaptureQueriesContext
+
+    def cost(n: int) -> int:
+        accounts = [AccountFactory() for _ in range(n)]
+        for account in accounts:
+            overdue_bill(account, now, days_late=20)
+            overdue_bill(account, now, days_late=3)
+        with CaptureQueriesContext(connection) as queries:
+            cc.reminders_send_chunk(account_ids=[a.pk for a in accounts], now=now)
+        return len(queries)
+
+    assert cost(2) == cost(20)

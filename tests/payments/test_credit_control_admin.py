@@ -174,3 +174,14 @@ def test_cc_1_cc_2_cc_3_the_account_page_shows_dunning_level_pause_and_hold(clie
     page = client.get(reverse("admin:payments_account_change", args=[account.pk])).content.decode()
     assert "level 3" in page and "paused until" in page and "on credit hold since" in page
     assert f"{reverse('admin:payments_notification_changelist')}?account__id__exact={account.pk}" in page
+
+
+def test_cc_4_ageing_xlsx_export_has_the_same_figures(client, now, finance):
+    from openpyxl import load_workbook
+
+    bill_due(AccountFactory(), now, 70, "99.50")
+    client.force_login(finance)
+    export = client.get(reverse("admin:payments_reminder_ageing"), {"export": "xlsx"})
+    sheet = load_workbook(io.BytesIO(export.content)).active
+    header, row = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
+    assert header[5] == "days_61_90" and row[0] == "USD" and row[5] == 99.5 and row[7] == 99.5
