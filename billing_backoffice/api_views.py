@@ -3,6 +3,11 @@
 A query parameter the operation does not document answers 400 naming it, and so does one sent
 twice or empty, instead of being ignored: a typo (``?stauts=removed``) must not silently show another
 list. Pages: ``billing_backoffice.api_pagination``.
+
+The console API's plumbing lives once, in the project package, for both apps: these view base
+classes, the error answers' schema (``api_schema.error_responses(ERROR_TEXT, 404, 422)``, the
+``Error`` component) and the one error handler that renders every ``BillingError`` as
+``{"code", "rule", "detail"}`` (``api_errors``). App modules only add their own texts.
 """
 
 from __future__ import annotations

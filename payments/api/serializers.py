@@ -213,15 +213,6 @@ class WalletLinkSerializer(serializers.Serializer):
 # --- output -------------------------------------------------------------------------------------
 
 
-class ErrorSerializer(serializers.Serializer):
-    """Every error answer: BillingError.as_dict(), plus ``fields`` for malformed input (400)."""
-
-    code = serializers.CharField()
-    rule = serializers.CharField(allow_null=True, help_text="The RULES.md ID, e.g. ELIG-2.")
-    detail = serializers.CharField()
-    fields = serializers.DictField(required=False, help_text="400 only: messages per field.")
-
-
 class ThreeDSSerializer(serializers.Serializer):
     id = serializers.IntegerField(required=False, help_text="Present when a challenge is pending.")
     required = serializers.BooleanField()

@@ -10,10 +10,12 @@ from django.utils import timezone
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 
+from billing_backoffice.api_schema import error_responses
+from billing_backoffice.api_views import ConsoleAPIView
 from payments import services
 from payments.api import serializers as s
 from payments.api.billing import OrderSerializer, order_response
-from payments.api.views import ConsoleAPIView, method_response, errors
+from payments.api.views import ERROR_TEXT, method_response
 from payments.models import ThreeDSChallenge
 
 COMPLETION = PolymorphicProxySerializer(
@@ -35,7 +37,7 @@ class ThreeDSCompleteView(ConsoleAPIView):
             "and charges nothing."
         ),
         request=s.ThreeDSOutcomeSerializer,
-        responses={200: COMPLETION, **errors(400, 404, 409, 422, 503)},
+        responses={200: COMPLETION, **error_responses(ERROR_TEXT, 400, 404, 409, 422, 503)},
     )
     def post(self, request, challenge_id: int):
         form = s.ThreeDSOutcomeSerializer(data=request.data)

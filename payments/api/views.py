@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -32,11 +32,6 @@ ERROR_TEXT = {
 }
 
 
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """Schema entries for the error answers particular to an operation."""
-    return error_responses({code: ERROR_TEXT[code] for code in codes})
-
-
 def method_response(method: PaymentMethod, *, status_code: int = status.HTTP_200_OK) -> Response:
     return Response(s.PaymentMethodSerializer(method).data, status=status_code)
 
@@ -48,7 +43,7 @@ class AccountCreateView(ConsoleAPIView):
     @extend_schema(
         summary="Create an account (ELIG-1: region from the country)",
         request=s.AccountCreateSerializer,
-        responses={201: s.AccountSerializer, **errors(400)},
+        responses={201: s.AccountSerializer, **error_responses(ERROR_TEXT, 400)},
     )
     def post(self, request):
         form = s.AccountCreateSerializer(data=request.data)
@@ -60,7 +55,7 @@ class AccountCreateView(ConsoleAPIView):
 class AccountDetailView(ConsoleAPIView):
     @extend_schema(
         summary="An account with its region, KYC status, credit status and balance",
-        responses={200: s.AccountSerializer, **errors(404)},
+        responses={200: s.AccountSerializer, **error_responses(ERROR_TEXT, 404)},
     )
     def get(self, request, account_id: int):
         try:
@@ -82,7 +77,7 @@ class CardLinkView(ConsoleAPIView):
             "are recorded as link attempts. The number and CVV are never echoed."
         ),
         request=s.CardLinkSerializer,
-        responses={201: s.CardLinkResultSerializer, **errors(400, 404, 409, 422, 503)},
+        responses={201: s.CardLinkResultSerializer, **error_responses(ERROR_TEXT, 400, 404, 409, 422, 503)},
     )
     @sensitive_variables("form", "card")  # SEC-1: keep them out of error reports
     def post(self, request, account_id: int):
@@ -101,7 +96,7 @@ class PayPalLinkView(ConsoleAPIView):
         summary="Start linking PayPal (ELIG-2, ELIG-5, LINK-1, LINK-6)",
         description="201 with a `pending` method and the `approval_url` of the billing agreement.",
         request=s.PayPalLinkSerializer,
-        responses={201: s.PayPalLinkResultSerializer, **errors(400, 404, 409, 422, 503)},
+        responses={201: s.PayPalLinkResultSerializer, **error_responses(ERROR_TEXT, 400, 404, 409, 422, 503)},
     )
     def post(self, request, account_id: int):
         form = s.PayPalLinkSerializer(data=request.data)
@@ -120,7 +115,7 @@ class PayPalAgreementView(ConsoleAPIView):
             "the method is `failed`."
         ),
         request=s.AgreementOutcomeSerializer,
-        responses={200: s.PaymentMethodSerializer, **errors(400, 404, 409, 422, 503)},
+        responses={200: s.PaymentMethodSerializer, **error_responses(ERROR_TEXT, 400, 404, 409, 422, 503)},
     )
     def post(self, request, method_id: int):
         form = s.AgreementOutcomeSerializer(data=request.data)
@@ -139,7 +134,7 @@ class WalletLinkView(ConsoleAPIView):
         summary="Third-party wallets are refused (ELIG-6)",
         description="Always 422 with rule ELIG-6 (Alipay, WeChat Pay...); the attempt is recorded.",
         request=s.WalletLinkSerializer,
-        responses=errors(400, 404, 422),
+        responses=error_responses(ERROR_TEXT, 400, 404, 422),
     )
     def post(self, request, account_id: int):
         form = s.WalletLinkSerializer(data=request.data)
@@ -153,7 +148,7 @@ class WalletLinkView(ConsoleAPIView):
 
 @extend_schema(
     summary="An account's payment methods, masked (removed ones only with ?status=removed)",
-    responses={200: s.PaymentMethodSerializer(many=True), **errors(400, 404)},
+    responses={200: s.PaymentMethodSerializer(many=True), **error_responses(ERROR_TEXT, 400, 404)},
 )
 class PaymentMethodListView(ConsoleListAPIView):
     serializer_class = s.PaymentMethodSerializer
@@ -169,7 +164,7 @@ class PaymentMethodListView(ConsoleListAPIView):
 
 
 class PaymentMethodDetailView(ConsoleAPIView):
-    @extend_schema(summary="One payment method, masked", responses={200: s.PaymentMethodSerializer, **errors(404)})
+    @extend_schema(summary="One payment method, masked", responses={200: s.PaymentMethodSerializer, **error_responses(ERROR_TEXT, 404)})
     def get(self, request, method_id: int):
         try:
             method = PaymentMethod.objects.get(pk=method_id)
@@ -180,7 +175,7 @@ class PaymentMethodDetailView(ConsoleAPIView):
     @extend_schema(
         summary="Unlink a payment method (DEL-1..4)",
         description="204, or 422 naming the DEL rule that keeps the method (DEL-2, DEL-3).",
-        responses={204: None, **errors(404, 422)},
+        responses={204: None, **error_responses(ERROR_TEXT, 404, 422)},
     )
     def delete(self, request, method_id: int):
         services.payment_method_remove(method_id=method_id, now=timezone.now())
@@ -191,7 +186,7 @@ class PaymentMethodDefaultView(ConsoleAPIView):
     @extend_schema(
         summary="Make a method the account's default (DEF-2)",
         request=None,
-        responses={200: s.PaymentMethodSerializer, **errors(404, 422)},
+        responses={200: s.PaymentMethodSerializer, **error_responses(ERROR_TEXT, 404, 422)},
     )
     def post(self, request, method_id: int):
         method = services.payment_method_make_default(method_id=method_id)
