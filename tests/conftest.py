@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 import time_machine
 
 from payments.api.clients import api_client_token_issue
 from payments.gateways import simulated
-from payments.services import CardInput
 from remittances.models import RemittanceAccount
 from tests.factories import AccountFactory, UserFactory
 from tests.helpers.api import RecordingClient
+from tests.helpers.cards import card_input
+from tests.helpers.clock import FROZEN_NOW
 from tests.helpers.roles import FINANCE, MANAGERS, role_group
 from tests.helpers.statements import make_receiving_account
 from tests.remittances.samples import build
@@ -24,9 +25,6 @@ def fresh_simulated_processor():
     simulated.reset()
 
 
-# The moment the ``now`` fixture stands at. Fixed, so a test reads the same dates whatever day and
-# hour the suite runs (CI runs it a second time under a shifted clock, see .ci/run).
-FROZEN_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -57,23 +55,6 @@ def frozen_clock():
 def now(frozen_clock) -> datetime:
     """``FROZEN_NOW``, with every Python clock there too (see ``frozen_clock``)."""
     return FROZEN_NOW
-
-
-def card_input(number: str = "4242424242424242", **overrides) -> CardInput:
-    """A valid card form, with any field overridden."""
-    fields = dict(
-        number=number,
-        exp_month=12,
-        exp_year=2029,
-        cvv="1234" if number.startswith(("34", "37")) else "123",
-        cardholder_name="Ada Lovelace",
-        billing_line1="1 Main St",
-        billing_city="Springfield",
-        billing_postal_code="12345",
-        billing_country="US",
-    )
-    fields.update(overrides)
-    return CardInput(**fields)
 
 
 @pytest.fixture
@@ -146,23 +127,6 @@ def dedicated(customer, now):
 @pytest.fixture
 def shared(now):
     return make_receiving_account(number=build.SHARED_IBAN, kind=RemittanceAccount.Kind.NON_DEDICATED, now=now)
-
-
-def current_database_url() -> str:
-    """A DATABASE_URL for a ``manage.py`` subprocess that must see this test's database.
-
-    Works for TCP hosts and for the embedded server's Unix socket directory alike.
-    """
-    from urllib.parse import quote
-
-    from django.db import connection
-
-    db = connection.settings_dict
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    host, port = db.get("HOST") or "", db.get("PORT") or "5432"
-    if host.startswith("/"):
-        return f"postgres://{db['USER']}{password}@/{db['NAME']}?host={quote(host, safe='')}&port={port}"
-    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
 
 
 def _flush_past_truncate_protection() -> None:

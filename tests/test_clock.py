@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone as dj_timezone
 
-from tests.conftest import FROZEN_NOW
+from tests.helpers.clock import FROZEN_NOW
 
 pytestmark = pytest.mark.django_db
 

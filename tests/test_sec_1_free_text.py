@@ -21,7 +21,7 @@ from remittances.admin.credit import DecisionForm
 from remittances.models import RemittanceClaim
 from remittances.services import claims as claim_services
 from remittances.services import credit as credit_services
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

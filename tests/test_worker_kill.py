@@ -46,7 +46,7 @@ from tests.celery_helpers import (
     wait_for,
     worker_environment,
 )
-from tests.conftest import current_database_url
+from tests.helpers.database import current_database_url
 from tests.factories import AccountFactory, HoldFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 

@@ -12,7 +12,7 @@ from billing_backoffice.logging import RedactCardNumbers, redact_card_numbers
 from payments.errors import LinkRefused
 from payments.models import Account, PaymentMethod
 from payments.services import GatewayUnavailable, card_link, three_ds_complete
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from payments.eligibility import Network, network_from_number
 from payments.errors import LinkRefused
 from payments.models import LinkAttempt
 from payments.services.linking import validate_card_fields
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 
 Reason = LinkAttempt.Reason
 # A clock in the middle of a month, and one in December for the year rollover.

@@ -5,7 +5,7 @@ import pytest
 from payments.errors import AlreadyLinked, DefaultSwitchRefused, RemovalRefused
 from payments.models import Account, PaymentMethod
 from payments.services import card_link, payment_method_make_default, payment_method_remove
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, CardMethodFactory, PayPalMethodFactory
 
 pytestmark = pytest.mark.django_db

@@ -60,7 +60,7 @@ def test_elig_1_link_5_elig_2_eu_territory_accounts_get_the_eu_rules(country, no
     from payments.errors import LinkRefused
     from payments.models import ThreeDSChallenge
     from payments.services import account_create, card_link, hold_amount_for, paypal_link
-    from tests.conftest import card_input
+    from tests.helpers.cards import card_input
 
     account = account_create(name=f"Customer in {country}", kind="individual", country=country)
     assert account.region == Region.EU

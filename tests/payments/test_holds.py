@@ -21,7 +21,7 @@ from payments.services.holds import (
     holds_claim_due,
     holds_release_due,
 )
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 from tests.factories import HoldFactory
 
 pytestmark = pytest.mark.django_db

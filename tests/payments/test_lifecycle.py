@@ -24,7 +24,7 @@ from payments.services import (
 from payments.services.holds import hold_amount_for
 from payments.services.linking import GatewayUnavailable
 from payments.services.lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory, PayPalMethodFactory
 
 pytestmark = pytest.mark.django_db

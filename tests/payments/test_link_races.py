@@ -8,7 +8,7 @@ from payments.models import Account, LinkAttempt, PaymentMethod
 from payments.services import card_link, payment_method_make_default, payment_method_remove
 from payments.services import linking
 from tests.concurrency import LockRendezvous, run_at_once
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, CardMethodFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.race]

@@ -18,7 +18,7 @@ from payments.services import (
     three_ds_complete,
     wallet_link,
 )
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 
 pytestmark = pytest.mark.django_db
 Reason = LinkAttempt.Reason

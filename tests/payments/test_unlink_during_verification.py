@@ -19,7 +19,7 @@ from payments.models import PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services import account_create, card_link, holds_release_due, payment_method_remove, three_ds_complete
 from payments.services import linking, verification
 from payments.services.lifecycle import verifications_fail_abandoned
-from tests.conftest import card_input
+from tests.helpers.cards import card_input
 
 pytestmark = pytest.mark.django_db
 Status = PaymentMethod.Status

@@ -74,7 +74,7 @@ def test_rem_1_command_refuses_a_dedicated_accounts_number(am, now):
 
 def run_manage(*args: str):
     """The real ``manage.py`` against the test database (committed data, transactional test)."""
-    from tests.conftest import current_database_url
+    from tests.helpers.database import current_database_url
 
     env = {**os.environ, "DATABASE_URL": current_database_url(), "DJANGO_SETTINGS_MODULE": "billing_backoffice.settings.test"}
     return subprocess.run(

@@ -473,7 +473,7 @@ def test_command_process_exit_code_and_stderr(dedicated):
 
 
 def _database_url() -> str:
-    from tests.conftest import current_database_url
+    from tests.helpers.database import current_database_url
 
     return current_database_url()
 
