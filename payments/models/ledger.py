@@ -20,7 +20,9 @@ class LedgerEntry(models.Model):
     Append-only: database triggers refuse UPDATE, DELETE and TRUNCATE, so corrections are
     reversing entries. Every insert, through the services or raw SQL, is copied by a trigger into
     the audit trail with the context of who made it (``billing_backoffice.audit``). ``reference`` names the business event (bank entry, claim, bill payment ...) and is
-    unique, so a replayed event moves no money. Only ``payments.services.ledger.ledger_post`` writes.
+    unique, so a replayed event moves no money. Written by ``ledger_post``, ``ledger_credit_many``
+    (bulk credits of a statement import) and the settlement sweep's SQL insert, nothing else;
+    ``payments/services/ledger.py`` says which invariants each keeps.
     """
 
     class Kind(models.TextChoices):

@@ -1,9 +1,28 @@
-"""The ledger: the only writer of ``LedgerEntry`` (SEC-4, I1..I3, I6).
+"""The ledger's writers and its balance (SEC-4, I1..I3, I6).
 
-``ledger_post`` is idempotent by reference: the first posting of an event wins, a replay with the
-same figures returns it unchanged, a replay with other figures is refused. Postings for one
-account are serialised by a lock on the account row, which is also what keeps a debit from
-taking the balance below minus the approved credit limit (I3).
+``LedgerEntry`` has three writers, each keeping the invariants in its own way:
+
+- ``ledger_post`` (and ``ledger_reverse``, which posts through it): one entry per business event.
+  I6: a non-zero Decimal of at most two places in a three-letter currency. I2: idempotent by
+  reference: the first posting of an event wins, a replay with the same figures returns it
+  unchanged, a replay with other figures is refused (``ReferenceReused``). I3: it locks the
+  account row, so postings for one account are serialised, and refuses a debit that would take
+  the balance below zero, or below minus the approved credit limit in that currency.
+- ``ledger_credit_many``: the statement import's bulk credits (``remittances.services.statements``),
+  one ``INSERT ... ON CONFLICT (reference) DO NOTHING`` per chunk. I6 as above, credits only
+  (amount > 0), so I3's floor is never involved; I2: a reference already posted with the same
+  figures is answered with its entry, with other figures the whole call is refused and rolls
+  back. It locks the credited accounts in id order first, the lock ``ledger_post`` takes.
+- The settlement sweep's ``INSERT ... SELECT`` (``services/settlement.py``): one ``bill_payment``
+  debit per allocation, under ``SELECT ... FOR UPDATE ORDER BY id`` of the accounts. I2: the
+  reference ``settle:<bill id>:<amount paid before>`` is deterministic, ``ON CONFLICT DO
+  NOTHING``. I3: it spends only the positive part of the balance (never the credit line), so the
+  balance never drops below zero through it.
+
+Whoever writes, the database keeps I1 and the rest: triggers refuse UPDATE, DELETE and TRUNCATE
+and copy every insert into the audit trail (SEC-2); the reference is unique; CheckConstraints
+refuse a zero amount, a currency that is not three capitals and a reversal without its original
+(``payments/models/ledger.py``). A new writer must keep all of this; prefer ``ledger_post``.
 """
 
 from __future__ import annotations

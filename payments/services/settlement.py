@@ -33,7 +33,8 @@ finds nothing to pay and changes nothing.
 
 The append-only trigger on the ledger forbids UPDATE and DELETE only; the raw INSERT here fills
 every column ``LedgerEntry`` requires (kind ``bill_payment``, a negative amount, the bill's
-currency, ``created_at``) and is the one other writer of the ledger besides ``ledger_post``.
+currency, ``created_at``). It is one of the ledger's three writers, with ``ledger_post`` and
+``ledger_credit_many``; ``services/ledger.py`` says which invariants each keeps.
 """
 
 from __future__ import annotations

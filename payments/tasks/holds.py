@@ -25,8 +25,11 @@ def release_due_holds() -> int:
 
 @shared_task(bind=True, name="payments.release_hold", **RETRY_OPTIONS)
 def release_hold(self, *, hold_id: int) -> str:
-    """HOLD-2: release one hold now (the admin's action); the periodic job remains the backstop.
+    """HOLD-2: release one hold now, as ``SYSTEM``; the periodic job remains the backstop.
 
+    Nothing in the code enqueues it: the admin's "release now" calls ``hold_release`` in the
+    request, as the staff member (SEC-3), and shows the outcome at once. This task is for an
+    operator who releases a hold by id from outside the admin (``celery call``, a script).
     A release that met a transient gateway failure is recorded on the hold (``release_failed``)
     and retried here with the same void key, a bounded number of times.
     """
