@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from billing_backoffice.permissions import StaffPermissionDenied
 from payments.models import LedgerEntry
@@ -195,3 +196,26 @@ def test_rcn_job_runs_once_per_day_per_account_and_set_based(now):
         assert reconciliation.reconciliation_run(day=THU, now=now) == 30
     assert len(second) <= len(first) + 2  # a fixed number of queries, whatever the number of accounts
     assert ReconciliationException.objects.filter(day__day=FRI).count() == 0
+
+
+def test_rcn_the_reconciliation_page_per_account_and_day_and_the_resolution_by_finance(client, now):
+    from tests.remittances.test_refunds_admin import as_user, in_group
+
+    receiving = shared_account(now=now)
+    statement(receiving, THU, "0.00", "100.00", now=now)
+    fri = statement(receiving, FRI, "100.00", "999.00", now=now)
+    line(fri, "50.00", now=now)
+    reconciliation.reconciliation_run(day=FRI, now=now)
+    day = day_of(receiving, FRI)
+    as_user(client, in_group("Finance staff", "rcn_page"))
+    page = client.get(reverse("admin:remittances_reconciliationday_change", args=[day.pk])).content.decode()
+    for figure in ("100.00", "50.00", "999.00", "unmatched", "Difference", "RCN-1"):
+        assert figure in page
+    exception = day.exceptions.get()
+    response = client.post(reverse("admin:remittances_reconciliationexception_resolve", args=[exception.pk]),
+                           {"resolution": "Bank corrected the closing balance"})
+    assert response.status_code == 302
+    day.refresh_from_db()
+    assert day.verdict == Verdict.RESOLVED
+    assert client.get("/admin/remittances/reconciliationexception/?open=yes").status_code == 200
+    assert client.get("/admin/remittances/bankreversal/?open=yes").status_code == 200

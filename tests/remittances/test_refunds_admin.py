@@ -21,14 +21,17 @@ from tests.remittances.refund_helpers import PAYER_BIC, PAYER_IBAN, credited_txn
 pytestmark = pytest.mark.django_db
 
 
-RFD_ROLES = importlib.import_module("remittances.migrations.0011_rfd_staff_permissions").ROLES
+# The migrations that grant the roles the issue-13 permissions (refunds, reversals, reconciliation).
+ROLE_MIGRATIONS = ("0011_rfd_staff_permissions", "0012_rvs_bank_reversals", "0013_rcn_reconciliation")
 
 
 def in_group(name: str, username: str):
-    """A member of the real role group, with the permissions our migration grants it."""
+    """A member of the real role group, with the permissions our migrations grant it."""
     group = role_group(name)
-    if not group.permissions.filter(codename="view_refundrequest").exists():  # flushed by a transactional test
-        grant(django_apps, "remittances", {name: RFD_ROLES[name]})
+    for migration in ROLE_MIGRATIONS:
+        codenames = importlib.import_module(f"remittances.migrations.{migration}").ROLES[name]
+        if group.permissions.filter(codename__in=codenames).count() != len(codenames):  # flushed by a transactional test
+            grant(django_apps, "remittances", {name: codenames})
     user = UserFactory(username=username, is_staff=True)
     user.groups.add(group)
     return type(user).objects.get(pk=user.pk)
