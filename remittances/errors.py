@@ -52,6 +52,16 @@ class UnknownReceivingAccount(StatementError):
     rule = "REM-7"
 
 
+class UnreconciledStatement(StatementError):
+    code = "statement_unreconciled"
+    rule = "REM-5"
+
+
+class BatchMismatch(StatementError):
+    code = "statement_batch_mismatch"
+    rule = "REM-6"
+
+
 # --- remittance accounts (REM-1, REM-2, CRED-1) -----------------------------------------------
 
 
@@ -271,6 +281,20 @@ class TransferStateError(Conflict):
 class PaymentFileState(Conflict):
     code = "payment_file_state"
     rule = "RFD-1"
+
+
+# --- bank reversals and reconciliation (RVS-1, RCN-1..3) ---------------------------------------
+
+
+class ReversalState(Conflict):
+    code = "reversal_state"
+    rule = "RVS-1"
+
+
+class ResolutionRequired(BillingError):
+    code = "resolution_required"
+    rule = "RCN-2"
+    http_status = 400
 
 
 # --- staff (SEC-3) ---------------------------------------------------------------------------------

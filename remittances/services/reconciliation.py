@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import Case, CharField, Count, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
-from billing_backoffice.errors import BillingError, NotFound
+from billing_backoffice.errors import NotFound
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from remittances.services.reversals import reversals_apply
@@ -46,6 +46,7 @@ from remittances.models import (
     RefundRequest,
     RemittanceAccount,
 )
+from remittances.errors import ResolutionRequired  # noqa: F401 (raised here)
 
 ZERO = Decimal("0.00")
 Status = BankTransaction.Status
@@ -55,12 +56,6 @@ PERM_RESOLVE = "remittances.resolve_reconciliationday"
 RCN3_STATES = ("unmatched", "claimed", "credited", "refunded", "reversed")
 AGES = ((7, "0-7 days"), (30, "8-30 days"), (None, "over 30 days"))
 MONEY = DecimalField(max_digits=18, decimal_places=2)
-
-
-class ResolutionRequired(BillingError):
-    code = "resolution_required"
-    rule = "RCN-2"
-    http_status = 400
 
 
 def _weekdays_between(after: date, before: date) -> list[date]:

@@ -34,22 +34,17 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
-from billing_backoffice.errors import Conflict
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.services.ledger import InsufficientBalance, ledger_reverse
 from remittances.models import BankReversal, BankTransaction, RemittanceClaim
+from remittances.errors import ReversalState  # noqa: F401 (raised here)
 
 Status = BankTransaction.Status
 Kind = BankTransaction.EntryKind
 Outcome = BankReversal.Outcome
 PERM_RESOLVE = "remittances.resolve_bankreversal"
 UNCREDITED = (Status.UNMATCHED, Status.MATCHED, Status.CLAIMED, Status.REVIEW)
-
-
-class ReversalState(Conflict):
-    code = "reversal_state"
-    rule = "RVS-1"
 
 
 def _original_of(reversal: BankTransaction) -> BankTransaction | None:

@@ -16,21 +16,12 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from remittances.models import BankTransaction, RemittanceAccount
-from remittances.parsers import ParsedDetail, ParsedEntry, ParsedStatement, StatementError
+from remittances.parsers import ParsedDetail, ParsedEntry, ParsedStatement
+from remittances.errors import BatchMismatch, UnreconciledStatement  # noqa: F401 (raised here)
 
 Kind = BankTransaction.EntryKind
 
 KEY_MAX = 200  # BankTransaction.bank_reference max_length
-
-
-class UnreconciledStatement(StatementError):
-    code = "statement_unreconciled"
-    rule = "REM-5"
-
-
-class BatchMismatch(StatementError):
-    code = "statement_batch_mismatch"
-    rule = "REM-6"
 
 
 class Line(NamedTuple):
