@@ -80,6 +80,23 @@ def _existing_dedicated_message(existing: RemittanceAccount, account: Account) -
 # --- dedicated accounts (REM-1, REM-3) ------------------------------------------------------
 
 
+def _check_may_issue(account: Account) -> None:
+    """REM-1 / CRED-1: one dedicated account per cloud account, credit-approved and active only."""
+    existing = RemittanceAccount.objects.filter(account_id=account.pk, kind=Kind.DEDICATED).first()
+    if existing is not None:
+        raise DedicatedAccountExists(_existing_dedicated_message(existing, account))
+    if not account.credit_approved:
+        raise CreditNotApproved(
+            f"Account {account.uid} is not credit-approved; only credit-approved accounts pay by bank "
+            "transfer and get a dedicated remittance account (REM-1)."
+        )
+    if account.status != Account.Status.ACTIVE:
+        raise AccountStateError(
+            f"Account {account.uid} is {account.get_status_display().lower()}; "
+            "dedicated remittance accounts are issued to active accounts only."
+        )
+
+
 @transaction.atomic
 def dedicated_account_issue(*, account_id: int, actor, now: datetime) -> RemittanceAccount:
     """REM-1 / REM-3 / CRED-1: issue the cloud account's dedicated remittance account.
@@ -96,20 +113,7 @@ def dedicated_account_issue(*, account_id: int, actor, now: datetime) -> Remitta
         account = Account.objects.select_for_update().get(pk=account_id)
     except Account.DoesNotExist:
         raise AccountNotFound() from None
-    existing = RemittanceAccount.objects.filter(account_id=account.pk, kind=Kind.DEDICATED).first()
-    if existing is not None:
-        raise DedicatedAccountExists(_existing_dedicated_message(existing, account))
-    if not account.credit_approved:
-        raise CreditNotApproved(
-            f"Account {account.uid} is not credit-approved; only credit-approved accounts pay by bank "
-            "transfer and get a dedicated remittance account (REM-1)."
-        )
-    if account.status != Account.Status.ACTIVE:
-        raise AccountStateError(
-            f"Account {account.uid} is {account.get_status_display().lower()}; "
-            "dedicated remittance accounts are issued to active accounts only."
-        )
-
+    _check_may_issue(account)
     bank = settings.REMITTANCE_BANK
     for _ in range(MAX_NUMBER_ATTEMPTS):
         number = numbering.new_dedicated_number(bank)

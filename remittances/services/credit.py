@@ -70,6 +70,21 @@ def credit_limit_amount(value, currency: str | None = None) -> Decimal:
 # --- submit -----------------------------------------------------------------------------------
 
 
+def _check_source(source: str, *, recorded_by) -> None:
+    """CRED-1/CRED-2: a console application has no recorder; a staff one names who recorded it,
+    and that person may record applications (SEC-3)."""
+    if source == Source.CONSOLE and recorded_by is not None:
+        raise CreditRequestRefused("An application sent by the console has no staff recorder.", code="invalid_source")
+    if source == Source.STAFF:
+        # CRED-2 needs to know who recorded it; SEC-3: only staff allowed to record may.
+        if recorded_by is None:
+            raise CreditRequestRefused("A staff-recorded application names who recorded it.", code="invalid_source")
+        staff_require(recorded_by, permission=RECORD_PERMISSION, action="record credit applications",
+                      system_allowed=False)
+    elif source != Source.CONSOLE:
+        raise CreditRequestRefused(f"Unknown source {source!r}.", code="invalid_source")
+
+
 @transaction.atomic
 def credit_request_submit(
     *,
@@ -93,17 +108,7 @@ def credit_request_submit(
     justification = (justification or "").strip()
     if not justification:
         raise CreditRequestRefused("A credit application needs a justification.", code="justification_required")
-    if source == Source.CONSOLE and recorded_by is not None:
-        raise CreditRequestRefused("An application sent by the console has no staff recorder.", code="invalid_source")
-    if source == Source.STAFF:
-        # CRED-2 needs to know who recorded it; SEC-3: only staff allowed to record may.
-        if recorded_by is None:
-            raise CreditRequestRefused("A staff-recorded application names who recorded it.", code="invalid_source")
-        staff_require(recorded_by, permission=RECORD_PERMISSION, action="record credit applications",
-                      system_allowed=False)
-    elif source != Source.CONSOLE:
-        raise CreditRequestRefused(f"Unknown source {source!r}.", code="invalid_source")
-
+    _check_source(source, recorded_by=recorded_by)
     try:
         account = Account.objects.select_for_update().get(pk=account_id)
     except Account.DoesNotExist:
