@@ -2,14 +2,17 @@
 
 Every model of the apps has one (``tests/test_factories.py`` checks it): accounts and staff
 (``accounts``), the linking models (``linking``), usage, bills, charges and ledger entries
-(``billing``), the remittances models (``remittances``), scheduled runs and job item failures
-(``core``). They build rows as the services would leave them; tests of a rule call the services.
+(``billing``), credit control and notifications (``credit_control``), the remittances models
+(``remittances``), refunds, transfers and payment files (``refunds``), scheduled runs and job item
+failures (``core``). They build rows as the services would leave them; tests of a rule call the services.
 """
 
 from .accounts import AccountFactory, StaffFactory, UserFactory
 from .billing import BillFactory, ChargeFactory, LedgerEntryFactory, UsageRecordFactory
 from .core import JobItemFailureFactory, ScheduledRunFactory
+from .credit_control import CreditHoldFactory, NotificationFactory, ReminderFactory, ReminderPauseFactory
 from .linking import CardMethodFactory, ChallengeFactory, HoldFactory, LinkAttemptFactory, PayPalMethodFactory
+from .refunds import FundsTransferFactory, PaymentFileFactory, RefundRequestFactory
 from .remittances import (
     BankStatementFactory,
     BankTransactionFactory,
@@ -29,13 +32,20 @@ __all__ = [
     "CardMethodFactory",
     "ChallengeFactory",
     "ChargeFactory",
+    "CreditHoldFactory",
     "CreditLimitRequestFactory",
     "DedicatedRemittanceAccountFactory",
+    "FundsTransferFactory",
     "HoldFactory",
     "JobItemFailureFactory",
     "LedgerEntryFactory",
     "LinkAttemptFactory",
+    "NotificationFactory",
     "PayPalMethodFactory",
+    "PaymentFileFactory",
+    "RefundRequestFactory",
+    "ReminderFactory",
+    "ReminderPauseFactory",
     "RemittanceClaimFactory",
     "ScheduledRunFactory",
     "SharedRemittanceAccountFactory",
