@@ -73,3 +73,24 @@ def test_rfd_3_race_refunds_of_two_credits_never_exceed_the_balance_left_after_w
     assert len(errors) == 1 and isinstance(errors[0], ExceedsAvailableBalance), results
     assert refunded_total(account) == Decimal("100.00")
     assert account_balance(account_id=account.pk, currency="EUR") == Decimal("100.00")
+
+
+def test_rfd_1_race_two_finance_members_generate_payment_files_at_once_each_payment_in_one_file(now):
+    from remittances.models import PaymentFile
+    from remittances.services import payment_files
+
+    account = AccountFactory()
+    for _ in range(6):
+        refund = requested(account, credited_txn(account, now=now, amount="10.00"), by=finance(), now=now, amount="10.00")
+        refunds.refund_approve(refund_id=refund.pk, actor=finance(), now=now)
+    clerks = [finance(), finance()]
+    results = run_at_once([
+        lambda: payment_files.payment_files_generate(actor=clerks[0], now=now),
+        lambda: payment_files.payment_files_generate(actor=clerks[1], now=now),
+    ], timeout=120)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    in_files = RefundRequest.objects.filter(status=RefundRequest.Status.IN_FILE)
+    assert in_files.count() == 6
+    assert sum(f.payment_count for f in PaymentFile.objects.all()) == 6  # no payment in two files
+    ids = [e for f in PaymentFile.objects.all() for e in f.content.split("<EndToEndId>")[1:]]
+    assert len(ids) == len(set(ids)) == 6

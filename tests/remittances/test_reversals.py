@@ -142,3 +142,16 @@ def test_rvs_1_an_entry_is_reversed_at_most_once(now):
 
 
 _ = finance  # the finance helper is used by other RVS tests' imports
+
+
+def test_rvs_1_a_reversal_the_import_left_unhandled_is_applied_by_the_daily_proofs_sweep(now):
+    from datetime import date
+
+    from remittances.services.reconciliation import reconciliation_run
+
+    account = AccountFactory()
+    original = credited_txn(account, now=now, amount="100.00", end_to_end_id="E2E-SWEEP")
+    reversal_line(original, now=now, end_to_end_id="E2E-SWEEP")  # recorded, never applied (a crash after commit)
+    reconciliation_run(day=date(2026, 11, 25), now=now)
+    assert BankReversal.objects.get(original=original).outcome == Outcome.DEBITED
+    assert account_balance(account_id=account.pk, currency="EUR") == Decimal("0.00")
