@@ -23,7 +23,6 @@ from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import Group, Permission
-from django.contrib.messages import get_messages
 from django.test import Client, RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -33,6 +32,7 @@ from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, U
 from remittances.models import CreditLimitRequest, RemittanceAccount, RemittanceClaim
 from remittances.services import claims as claim_services
 from remittances.services import credit as credit_services
+from tests.helpers.admin import messages_of
 from tests.factories import (
     AccountFactory,
     CardMethodFactory,
@@ -282,10 +282,6 @@ def post_action(client, model, action: str, ids):
 
 def rows(*objs) -> list[dict]:
     return [type(obj).objects.values().get(pk=obj.pk) for obj in objs]
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.mark.parametrize("action", ["make_default_selected", "remove_selected"])

@@ -11,22 +11,18 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from payments.errors import AccountInUse, AccountStateError
 from payments.models import Account, Bill, PaymentMethod
 from payments.services import account_deactivate, account_reactivate
 from payments.services.lifecycle import accounts_close_silent
+from tests.helpers.admin import messages_of
 from tests.factories import AccountFactory, CardMethodFactory
 from tests.helpers.roles import action_post
 
 pytestmark = pytest.mark.django_db
 Status = PaymentMethod.Status
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def account_with_card(**fields) -> tuple[Account, PaymentMethod]:

@@ -11,7 +11,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -20,6 +19,7 @@ from django.utils.formats import date_format
 
 from billing_backoffice import admin_site
 from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
+from tests.helpers.admin import messages_of
 from tests.factories import (
     AccountFactory,
     CardMethodFactory,
@@ -35,10 +35,6 @@ pytestmark = pytest.mark.django_db
 ROLES = ["superuser", "manager", "finance"]
 FULL_NUMBER = "4242424242424242"
 Status = PaymentMethod.Status
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def result_pks(response) -> set[int]:

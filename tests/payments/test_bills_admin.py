@@ -14,7 +14,6 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -23,6 +22,7 @@ from django.utils import timezone
 from payments.models import Account, Bill, Charge, LedgerEntry, ThreeDSChallenge, UsageRecord
 from payments.services.ledger import account_balance
 from payments.services.order_three_ds import order_three_ds_complete
+from tests.helpers.admin import messages_of
 from tests.factories import AccountFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.helpers.charging import card_account, place
@@ -58,10 +58,6 @@ def login(client, superuser, finance_staff, account_manager):
         return client
 
     return as_role
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def result_pks(response) -> set[int]:

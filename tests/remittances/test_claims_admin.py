@@ -7,7 +7,6 @@ button (no permission: 403; CLM-3 initiator/reviewer: refused with the rule) cha
 from __future__ import annotations
 
 import pytest
-from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +16,7 @@ from payments.models import LedgerEntry
 from payments.services.ledger import account_balance
 from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
+from tests.helpers.admin import messages_of
 from tests.factories import AccountFactory
 from tests.helpers.claims import (
     bank_txn,
@@ -67,10 +67,6 @@ def change_url(pk: int) -> str:
 
 
 CHANGELIST = "/admin/remittances/remittanceclaim/"
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def as_user(client, user):

@@ -13,7 +13,6 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.contrib.messages import get_messages
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -34,6 +33,7 @@ from remittances.services.credit import (
     credit_request_reject,
     credit_request_submit,
 )
+from tests.helpers.admin import messages_of
 from tests.factories import AccountFactory, UserFactory
 from tests.helpers.credit import FINANCE_PERMS, MANAGER_PERMS, approve, credit_of, staff_user, submit
 
@@ -338,10 +338,6 @@ def test_cred_3_lowering_allowed_once_the_debt_is_paid(approved_account, approve
 
 def admin_url(name: str, *args) -> str:
     return reverse(f"admin:remittances_creditlimitrequest_{name}", args=args)
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.fixture
