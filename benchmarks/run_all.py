@@ -39,6 +39,7 @@ SMALL_TIER = {
         "bench_admin.py", "--accounts", "20000", "--methods-per-account", "10", "--bills", "100000",
         "--transactions", "100000", "--claims", "20000",
     ],
+    "reconciliation": ["bench_reconciliation.py", "--accounts", "200", "--lines-per-account", "500"],
 }
 
 # The figures shown in the summary table, per benchmark (the JSON file keeps all of them).
@@ -47,6 +48,7 @@ SUMMARY = {
     "settlement": ["accounts", "bills_settled", "settle_s", "ratio", "est_1M_accounts_s", "within_budget"],
     "hold_release": ["workers", "holds", "drain_s", "holds_per_s", "ratio", "est_100k_s", "within_budget"],
     "admin": ["url", "median_ms", "kb", "queries", "ratio", "within_budget"],
+    "reconciliation": ["accounts", "bank_transactions", "run_s", "rows_per_s", "within_budget"],
 }
 
 
