@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -102,8 +104,24 @@ class ReconciliationDayAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
     date_hierarchy = "day"
     raw_id_fields = ("receiving_account",)
     exclude = ("totals_per_state", "run_id")
-    readonly_fields = ("states",)
+    readonly_fields = ("states", "last_30_days")
     inlines = [ExceptionInline]
+
+    @admin.display(description="the last 30 days")
+    def last_30_days(self, obj):
+        """One cell per day up to this one: green agreed, red difference, grey resolved or missing."""
+        colours = {"agreed": "#2e7d32", "difference": "#c62828", "resolved": "#9e9e9e"}
+        days = dict(ReconciliationDay.objects.filter(
+            receiving_account_id=obj.receiving_account_id, day__gt=obj.day - timedelta(days=30), day__lte=obj.day,
+        ).values_list("day", "verdict"))
+        cells = []
+        for offset in range(29, -1, -1):
+            day = obj.day - timedelta(days=offset)
+            verdict = days.get(day, "not run")
+            cells.append((colours.get(verdict, "#e0e0e0"), f"{day}: {verdict}"))
+        strip = format_html_join("", '<span title="{1}" style="display:inline-block;width:10px;height:24px;'
+                                     'margin-right:2px;background:{0}"></span>', cells)
+        return format_html('<div aria-label="verdicts of the last 30 days">{}</div>', strip)
 
     @admin.display(description="booked credits per state and age (RCN-3)")
     def states(self, obj):

@@ -211,6 +211,7 @@ def test_rcn_the_reconciliation_page_per_account_and_day_and_the_resolution_by_f
     page = client.get(reverse("admin:remittances_reconciliationday_change", args=[day.pk])).content.decode()
     for figure in ("100.00", "50.00", "999.00", "unmatched", "Difference", "RCN-1"):
         assert figure in page
+    assert "2026-11-20: difference" in page and "2026-11-19: not run" in page  # the 30-day strip
     exception = day.exceptions.get()
     response = client.post(reverse("admin:remittances_reconciliationexception_resolve", args=[exception.pk]),
                            {"resolution": "Bank corrected the closing balance"})
