@@ -40,6 +40,8 @@ from billing_backoffice.celery_failures import safe_arguments
 from billing_backoffice import task_retries
 from payments.tasks import billing as billing_tasks, charging as charging_tasks, holds as hold_tasks
 from payments.gateways.simulated import PROCESSOR
+from payments.models import CreditHold, Notification, Reminder
+from payments.services.notifications import notify
 from payments.models import (
     Account,
     Bill,
@@ -138,6 +140,10 @@ def world_state() -> dict:
         "link_attempts": LinkAttempt.objects.count(),
         "bank": sorted(BankTransaction.objects.values_list("id", "status")),
         "statements": BankStatement.objects.count(),
+        # Credit control and the outbox (CC-1, CC-2, NOTIFY-2).
+        "reminders": sorted(Reminder.objects.values_list("bill_id", "level")),
+        "credit_holds": sorted(CreditHold.objects.values_list("account_id", "lifted_at")),
+        "notifications": sorted(Notification.objects.values_list("event_key", "channel", "status", "attempts")),
         "processor": (len(PROCESSOR.charges), sum(PROCESSOR.void_calls.values()), len(PROCESSOR.results)),
     }
 
@@ -174,7 +180,12 @@ def world(settings, tmp_path) -> dict:
         credit(account, "100.00", now=earlier)
         make_bill(account, "60.00", issued_at=earlier)
     ids["settle"] = [a.pk for a in settle]
-    make_bill(AccountFactory(), "10.00", issued_at=now - timedelta(days=40))  # past due (CRED-3)
+    overdue = AccountFactory()
+    make_bill(overdue, "10.00", issued_at=now - timedelta(days=40))  # past due (CRED-3, CC-1)
+    ids["overdue"] = overdue.pk
+    CardMethodFactory(exp_month=now.month, exp_year=now.year)  # expires this month (NOTIFY-1)
+    notify(account_id=overdue.pk, kind="transfer_credited", event_key="dup-email", params={}, now=earlier)
+    ids["email"] = Notification.objects.get(event_key="dup-email", channel="email").pk  # its task was lost
     customer = AccountFactory(kind="enterprise")
     make_receiving_account(
         number=build.DEDICATED_IBAN, kind=RemittanceAccount.Kind.DEDICATED, account=customer, now=earlier
@@ -209,6 +220,11 @@ DUPLICATE_CASES = {
     "payments.settlement_sweep": lambda w: {},
     "payments.mark_overdue_bills": lambda w: {},
     "remittances.import_statement_inbox": lambda w: {},
+    "payments.run_reminders": lambda w: {},
+    "payments.send_reminders_chunk": lambda w: {"account_ids": [w["overdue"]]},
+    "payments.deliver_notifications": lambda w: {"notification_ids": [w["email"]]},
+    "payments.sweep_notifications": lambda w: {},
+    "payments.notify_expiring_cards": lambda w: {},
 }
 
 

@@ -13,17 +13,19 @@ The reminder job (``payments.notify_tasks.run_reminders``, once per beat window)
 
 Levels (CC-1): level N is due once the bill is ``CC_REMINDER_DAYS[N-1]`` days past its due date
 (1, 7 and 14 by default) and level N-1 was sent: each level once per bill (unique (bill,
-level)), in order, one level per bill per run. "Past due" is the calendar day (UTC) of the run
-after the due date, whether or not the overdue marking (CRED-3) ran yet; a bill that is paid
-leaves the schedule. A run repeated, or two runs at once, send nothing twice: the unique
-constraint decides, and the notifications are keyed by bill and level.
+level)), in order, at most one level per bill and day: a job that was down for weeks catches
+up one level a day, and a chunk run again the same day (a redelivery) sends nothing. "Past due"
+is the calendar day (UTC) of the run after the due date, whether or not the overdue marking
+(CRED-3) ran yet; a bill that is paid leaves the schedule. A run repeated, or two runs at once,
+send nothing twice: the unique constraint decides, and the notifications are keyed by bill and
+level.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -100,8 +102,11 @@ _DUE_ACCOUNTS_SQL = f"""
 _SEND_SQL = f"""
     WITH candidates AS (
         SELECT b.id AS bill_id, b.account_id, (%(today)s::date - b.due_date) AS days,
-               COALESCE((SELECT MAX(r.level) FROM {_REMINDER} r WHERE r.bill_id = b.id), 0) + 1 AS next_level
+               COALESCE(last.level, 0) + 1 AS next_level, last.sent_at AS last_sent_at
         FROM {_BILL} b
+        LEFT JOIN LATERAL (
+            SELECT r.level, r.sent_at FROM {_REMINDER} r WHERE r.bill_id = b.id ORDER BY r.level DESC LIMIT 1
+        ) last ON TRUE
         WHERE b.account_id = ANY(%(account_ids)s) AND b.status = ANY(%(unpaid)s) AND b.due_date < %(today)s
           AND NOT {_PAUSED}
     ),
@@ -109,6 +114,7 @@ _SEND_SQL = f"""
         INSERT INTO {_REMINDER} (bill_id, account_id, level, days_past_due, sent_at)
         SELECT bill_id, account_id, next_level, days, %(now)s FROM candidates
         WHERE next_level <= 3 AND days >= (%(days)s::int[])[next_level]
+          AND (last_sent_at IS NULL OR last_sent_at < %(day_start)s)
         ORDER BY bill_id
         ON CONFLICT (bill_id, level) DO NOTHING
         RETURNING id, bill_id, account_id, level, days_past_due
@@ -137,7 +143,9 @@ _LIFT_SQL = f"""
 
 
 def _params(now: datetime, **extra) -> dict:
-    return {"now": now, "today": timezone.localdate(now), "unpaid": list(UNPAID), **extra}
+    today = timezone.localdate(now)
+    day_start = timezone.make_aware(datetime.combine(today, time.min))  # the day of ``today``
+    return {"now": now, "today": today, "day_start": day_start, "unpaid": list(UNPAID), **extra}
 
 
 def chunk_size() -> int:

@@ -59,6 +59,13 @@ def run(account, when):
     return cc.reminders_send_chunk(account_ids=[account.pk], now=when)
 
 
+def run_to_final(account, now):
+    """Three daily runs: a bill 14+ days late gets levels 1, 2 and 3 (one a day)."""
+    for day in range(3):
+        run(account, now + timedelta(days=day))
+    return now + timedelta(days=2)
+
+
 def kinds(account, channel=Notification.Channel.CONSOLE) -> list[str]:
     return list(Notification.objects.filter(account=account, channel=channel).order_by("pk").values_list("kind", flat=True))
 
@@ -80,13 +87,15 @@ def test_cc_1_levels_come_1_7_and_14_days_after_the_due_date_once_each(now):
     assert list(Reminder.objects.filter(bill=bill).order_by("level").values_list("days_past_due", flat=True)) == [1, 7, 14]
 
 
-def test_cc_1_a_late_job_sends_the_levels_in_order_one_per_run(now):
+def test_cc_1_a_late_job_catches_up_in_order_one_level_a_day(now):
     account = AccountFactory()
     bill = overdue_bill(account, now, days_late=20)
     run(account, now)
     assert levels(bill) == [1]
-    run(account, now + timedelta(hours=1))
-    run(account, now + timedelta(hours=2))
+    run(account, now + timedelta(hours=1))  # the same day (a redelivered chunk): nothing
+    assert levels(bill) == [1]
+    run(account, now + timedelta(days=1))
+    run(account, now + timedelta(days=2))
     assert levels(bill) == [1, 2, 3]
 
 
@@ -176,13 +185,12 @@ def test_cc_2_the_final_level_puts_the_account_on_hold_once(now):
     account = AccountFactory()
     overdue_bill(account, now, days_late=14)
     run(account, now)
-    run(account, now)
+    run(account, now + timedelta(days=1))
     assert hold_of(account) is None  # levels 1 and 2 only
-    result = run(account, now)
+    result = run(account, now + timedelta(days=2))
     assert result.holds == 1 and hold_of(account).reminder.level == 3
     second = overdue_bill(account, now, days_late=30)
-    for _ in range(3):
-        run(account, now)
+    run_to_final(account, now + timedelta(days=3))
     assert levels(second) == [1, 2, 3] and CreditHold.objects.filter(account=account).count() == 1
     assert kinds(account).count("credit_hold_started") == 1
 
@@ -199,8 +207,7 @@ def test_cc_2_orders_are_refused_422_naming_cc_2_while_usage_is_accepted(now, ap
 
     account = AccountFactory()
     overdue_bill(account, now, days_late=20)
-    for _ in range(3):
-        run(account, now)
+    run_to_final(account, now)
     bills_before = account.bills.count()
     response = api.post(f"/api/v1/accounts/{account.pk}/orders/",
                         {"kind": "purchase", "amount": "10.00", "currency": "USD", "reference": "o-cc2"}, format="json")
@@ -216,8 +223,7 @@ def test_cc_2_orders_are_refused_422_naming_cc_2_while_usage_is_accepted(now, ap
 def test_cc_2_the_hold_lifts_by_itself_once_nothing_is_overdue(now):
     account = AccountFactory()
     overdue_bill(account, now, days_late=20)
-    for _ in range(3):
-        run(account, now)
+    run_to_final(account, now)
     assert cc.credit_holds_lift_settled(now=now) == 0  # still overdue
     credit(account, "100.00", now=now)
     settle_accounts(account_ids=[account.pk], now=now)
@@ -230,8 +236,7 @@ def test_cc_2_the_hold_lifts_by_itself_once_nothing_is_overdue(now):
 def test_cc_2_finance_lifts_early_with_a_reason_and_the_job_does_not_put_it_back(now, finance, manager):
     account = AccountFactory()
     overdue_bill(account, now, days_late=20)
-    for _ in range(3):
-        run(account, now)
+    run_to_final(account, now)
     with pytest.raises(StaffPermissionDenied):
         cc.credit_hold_lift(account_id=account.pk, reason="Promised payment", actor=manager, now=now)
     with pytest.raises(cc.PauseInvalid):
@@ -311,7 +316,8 @@ def test_cc_1_cc_2_two_runs_at_once_send_each_level_once_and_one_hold(now):
     account = AccountFactory()
     bills = [overdue_bill(account, now, days_late=20, total="10.00") for _ in range(3)]
     Reminder.objects.bulk_create(
-        Reminder(bill=b, account=account, level=level, days_past_due=20, sent_at=now) for b in bills for level in (1, 2)
+        Reminder(bill=b, account=account, level=level, days_past_due=20, sent_at=now - timedelta(days=1))
+        for b in bills for level in (1, 2)
     )
     barrier = threading.Barrier(4)
     errors = []

@@ -46,8 +46,8 @@ def bill_due(account, now, days_late, total, **extra):
 
 def on_hold(account, now):
     bill_due(account, now, 20, "50.00")
-    for _ in range(3):
-        cc.reminders_send_chunk(account_ids=[account.pk], now=now)
+    for day in (2, 1, 0):  # one level a day, the last today
+        cc.reminders_send_chunk(account_ids=[account.pk], now=now - timedelta(days=day))
     return CreditHold.objects.get(account=account, lifted_at__isnull=True)
 
 
