@@ -37,9 +37,11 @@ from tests.factories import (
     AccountFactory,
     CardMethodFactory,
     ChallengeFactory,
+    ChargeFactory,
     HoldFactory,
     LinkAttemptFactory,
     PayPalMethodFactory,
+    UsageRecordFactory,
     UserFactory,
 )
 from tests.payments.invariants import credit, make_bill
@@ -144,14 +146,8 @@ def world(now, roles):
     LinkAttemptFactory(account=account)
     credit(account, "100.00", now=now)
     bill = make_bill(account, "40.00", issued_at=now)
-    Charge.objects.create(
-        account=account, bill=bill, payment_method=card, kind=Charge.Kind.ORDER, amount=Decimal("40.00"),
-        currency="USD", idempotency_key=f"matrix-{next(_seq)}", created_at=now,
-    )
-    UsageRecord.objects.create(
-        account=account, amount=Decimal("3.50"), currency="USD", period="2026-11",
-        reference=f"usage-matrix-{next(_seq)}", reported_at=now,
-    )
+    ChargeFactory(account=account, bill=bill, payment_method=card, amount=Decimal("40.00"), created_at=now)
+    UsageRecordFactory(account=account, amount=Decimal("3.50"), period="2026-11", reported_at=now)
     txn = bank_txn(now=now, payer_name="Payer Ltd", remittance_info="INV 1")
     console_claim(AccountFactory(), now=now, amount=str(txn.amount), reference=txn.bank_reference)
     credit_services.credit_request_submit(

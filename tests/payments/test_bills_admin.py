@@ -23,7 +23,7 @@ from payments.models import Account, Bill, Charge, LedgerEntry, ThreeDSChallenge
 from payments.services.ledger import account_balance
 from payments.services.order_three_ds import order_three_ds_complete
 from tests.helpers.admin import messages_of
-from tests.factories import AccountFactory, UserFactory
+from tests.factories import AccountFactory, ChargeFactory, UsageRecordFactory, UserFactory
 from tests.payments.invariants import assert_billing_invariants, credit, make_bill
 from tests.helpers.charging import card_account, place
 from tests.helpers.roles import action_post, changelist
@@ -79,17 +79,16 @@ def world():
                               kind=Bill.Kind.ORDER),
         "later": make_bill(eu, "20000.00", issued_at=now - timedelta(days=1), due_date=today + timedelta(days=30)),
     }
-    charge = Charge.objects.create(
-        account=us, bill=bills["past_due"], kind=Charge.Kind.ORDER, amount=D("150.00"), currency="USD",
-        idempotency_key="charge-key-1", status=Charge.Status.FAILED, failure_reason="issuer_declined",
-        failure_rule="PAY-5", created_at=now - timedelta(hours=2),
+    charge = ChargeFactory(
+        account=us, bill=bills["past_due"], payment_method=None, amount=D("150.00"), idempotency_key="charge-key-1",
+        status=Charge.Status.FAILED, failure_reason="issuer_declined", failure_rule="PAY-5",
+        created_at=now - timedelta(hours=2),
     )
-    ok_charge = Charge.objects.create(
-        account=eu, kind=Charge.Kind.THRESHOLD, amount=D("10.00"), currency="USD", idempotency_key="charge-key-2",
+    ok_charge = ChargeFactory(
+        account=eu, payment_method=None, kind=Charge.Kind.THRESHOLD, amount=D("10.00"), idempotency_key="charge-key-2",
         status=Charge.Status.SUCCEEDED, created_at=now - timedelta(hours=1),
     )
-    usage = UsageRecord.objects.create(account=us, amount=D("3.20"), currency="USD", period="2026-11",
-                                       reference="console-usage-1", reported_at=now)
+    usage = UsageRecordFactory(account=us, amount=D("3.20"), period="2026-11", reference="console-usage-1", reported_at=now)
     return {"us": us, "eu": eu, "charge": charge, "ok_charge": ok_charge, "usage": usage, **bills}
 
 
@@ -182,11 +181,9 @@ def test_changelist_query_count_does_not_grow_with_rows(login, model):
             account = AccountFactory()
             bill = make_bill(account, "10.00", issued_at=now - timedelta(days=1))
             credit(account, "10.00", now=now)
-            Charge.objects.create(account=account, bill=bill, kind=Charge.Kind.ORDER, amount=D("10.00"),
-                                  currency="USD", idempotency_key=f"q-{account.pk}", status=Charge.Status.FAILED,
-                                  failure_reason="issuer_declined", created_at=now)
-            UsageRecord.objects.create(account=account, amount=D("1.00"), currency="USD", period="2026-11",
-                                       reference=f"u-{account.pk}", reported_at=now)
+            ChargeFactory(account=account, bill=bill, payment_method=None, amount=D("10.00"), failed=True,
+                          failure_reason="issuer_declined", created_at=now)
+            UsageRecordFactory(account=account, amount=D("1.00"), period="2026-11", reported_at=now)
 
     add_rows(2)
     few = _changelist_queries(client, changelist(model))
