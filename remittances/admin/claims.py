@@ -19,16 +19,12 @@
 
 from __future__ import annotations
 
-import mimetypes
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -41,16 +37,16 @@ from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments.models import Account
+from remittances.admin.claim_pages import TEMPLATES, ClaimPagesMixin
 from remittances.claim_steps import available_steps, decision_blocked
 from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
-from remittances.selectors import attach_candidates, claim_suggestions
+from remittances.selectors import claim_suggestions
 from remittances.services import claims as services
 
 Status = RemittanceClaim.Status
 TxnStatus = BankTransaction.Status
 MAX_ID = 2**63 - 1
 EMPTY = "—"
-TEMPLATES = "admin/remittances/claims"
 
 
 # --- forms --------------------------------------------------------------------------------------
@@ -215,7 +211,7 @@ class CurrencyFilter(admin.SimpleListFilter):
 
 
 @admin.register(RemittanceClaim)
-class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     resource_classes = [RemittanceClaimResource]
     formats = [CSV, XLSX]
     change_form_template = f"{TEMPLATES}/change_form.html"
@@ -299,10 +295,7 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             return EMPTY
         return format_html('<a href="{}">Download the proof</a>', self._url("proof", obj.pk))
 
-    # --- urls -----------------------------------------------------------------------------------
-
-    def _url(self, step: str, *args) -> str:
-        return reverse(f"admin:remittances_remittanceclaim_{step}", args=args, current_app=self.admin_site.name)
+    # --- urls (each step's URL: ClaimPagesMixin._url) --------------------------------------------
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -343,44 +336,7 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             "proof_url": self._url("proof", claim.pk) if claim.proof else None,
         }
 
-    # --- step views -----------------------------------------------------------------------------
-
-    def _page(self, request, template: str, context: dict):
-        base = {**self.admin_site.each_context(request), "opts": self.opts, "app_label": self.opts.app_label}
-        return TemplateResponse(request, f"{TEMPLATES}/{template}", {**base, **context})
-
-    def _back(self, claim_id: int):
-        return HttpResponseRedirect(reverse("admin:remittances_remittanceclaim_change", args=[claim_id]))
-
-    def _get_claim(self, claim_id: int) -> RemittanceClaim:
-        return get_object_or_404(
-            RemittanceClaim.objects.select_related("account", "bank_transaction", "initiated_by", "reviewed_by"),
-            pk=claim_id,
-        )
-
-    def _step_view(self, request, claim_id: int, *, step: str, allowed: bool, form_class, call, title: str,
-                   submit_label: str, done: str):
-        """One step: permission (403), a form, one service call; refusals come back with the rule."""
-        if not allowed:
-            raise PermissionDenied
-        claim = self._get_claim(claim_id)
-        form = form_class(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                call(claim, form.cleaned_data)
-            except BillingError as error:
-                self.message_user(request, refusal_text(f"Claim #{claim.pk}", error), messages.ERROR)
-            else:
-                self.message_user(request, done.format(claim=claim), messages.SUCCESS)
-            return self._back(claim.pk)
-        blocked = decision_blocked(claim, request.user) if step in ("approve", "reject") else None
-        context = {
-            "title": title, "claim": claim, "txn": claim.bank_transaction, "form": form,
-            "submit_label": submit_label, "blocked": blocked, "step": step,
-        }
-        if step == "attach":
-            context["candidates"] = attach_candidates(claim=claim)
-        return self._page(request, "step.html", context)
+    # --- step views (the page: ClaimPagesMixin._step_view) ----------------------------
 
     def review_view(self, request, claim_id: int):
         return self._step_view(
@@ -423,20 +379,6 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             done="Transfer attached to claim #{claim.pk}; it can be reviewed now.",
         )
 
-    def proof_view(self, request, claim_id: int):
-        claim = get_object_or_404(RemittanceClaim, pk=claim_id)
-        if not self.has_view_permission(request, claim):
-            raise PermissionDenied
-        if not claim.proof:
-            raise Http404("This claim has no proof file.")
-        content_type = mimetypes.guess_type(claim.proof.name)[0] or "application/octet-stream"
-        extension = mimetypes.guess_extension(content_type) or ""
-        # An attachment, never rendered inside the admin's origin.
-        return FileResponse(
-            claim.proof.open("rb"), as_attachment=True, filename=f"claim-{claim.pk}-proof{extension}",
-            content_type=content_type,
-        )
-
     # --- initiate a claim from an unmatched transaction ----------------------------------------
 
     def initiate_view(self, request, txn_id: int):
@@ -467,13 +409,6 @@ class RemittanceClaimAdmin(ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, 
             "suggestions": suggestions, "claimable": txn.status == TxnStatus.UNMATCHED,
             "transactions_url": self._transactions_url(),
         })
-
-    def _transactions_url(self) -> str | None:
-        # The unmatched-transactions queue lives in the statements admin, when it is registered.
-        try:
-            return reverse("admin:remittances_banktransaction_changelist") + f"?status__exact={TxnStatus.UNMATCHED}"
-        except NoReverseMatch:
-            return None
 
     def changelist_view(self, request, extra_context=None):
         extra = dict(extra_context or {})
