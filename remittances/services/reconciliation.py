@@ -136,15 +136,19 @@ def _rcn2(dedicated: list[int], day: date) -> dict[int, dict]:
     for row in creditable.values("receiving_account_id").annotate(
             bank=Sum("amount"), ledger=Coalesce(Sum("ledger_entry__amount"), Value(ZERO), output_field=MONEY)):
         out[row["receiving_account_id"]].update(bank=row["bank"], ledger=row["ledger"])
-    reversals = BankReversal.objects.filter(reversal__in=lines, original__status__in=[Status.CREDITED])
+    # What the bank took back that day, from a credited line (debited, or owing) or a closed one.
+    reversals = BankReversal.objects.filter(
+        reversal__in=lines, outcome__in=[BankReversal.Outcome.DEBITED, BankReversal.Outcome.OWING,
+                                         BankReversal.Outcome.CLOSED])
     for row in reversals.values("reversal__receiving_account_id").annotate(
             taken=Sum("amount"), posted=Coalesce(Sum("ledger_entry__amount"), Value(ZERO), output_field=MONEY)):
         figures = out[row["reversal__receiving_account_id"]]
         figures["bank"] -= row["taken"]
         figures["ledger"] += row["posted"]
-    for pk, account_id in creditable.exclude(status=Status.CREDITED).values_list("pk", "receiving_account_id")[:10000]:
+    uncredited = creditable.exclude(status__in=[Status.CREDITED, Status.REVERSED])
+    for pk, account_id in uncredited.values_list("pk", "receiving_account_id")[:10000]:
         out[account_id]["faults"].append(pk)
-    for pk, account_id in reversals.filter(ledger_entry__isnull=True).values_list(
+    for pk, account_id in reversals.filter(outcome=BankReversal.Outcome.OWING).values_list(
             "reversal_id", "reversal__receiving_account_id")[:10000]:
         out[account_id]["faults"].append(pk)
     return out

@@ -98,6 +98,10 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     if BankReversal.objects.filter(original=original).exists() or original.status == Status.REVERSED:
         return BankReversal.objects.create(**record, outcome=Outcome.UNKNOWN, note="The original is already reversed.")
     if original.status == Status.CREDITED:
+        # Reversed whatever the ledger can take: its money is no longer there to refund or move
+        # (RFD-3 only lets credited money leave) and RCN-3 counts it reversed.
+        original.status = Status.REVERSED
+        original.save(update_fields=["status"])
         try:
             with transaction.atomic():
                 posting = ledger_reverse(

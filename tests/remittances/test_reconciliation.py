@@ -220,3 +220,23 @@ def test_rcn_the_reconciliation_page_per_account_and_day_and_the_resolution_by_f
     assert day.verdict == Verdict.RESOLVED
     assert client.get("/admin/remittances/reconciliationexception/?open=yes").status_code == 200
     assert client.get("/admin/remittances/bankreversal/?open=yes").status_code == 200
+
+
+def test_rcn_2_a_reversal_the_balance_could_not_take_is_a_difference_naming_the_reversal(now):
+    receiving = dedicated(now)
+    fri = statement(receiving, FRI, "0.00", "0.00", now=now)
+    original = line(fri, "100.00", now=now, status=BankTransaction.Status.MATCHED)
+    BankTransaction.objects.filter(pk=original.pk).update(end_to_end_id="E2E-OWE")
+    original.refresh_from_db()
+    credit_line(original, now=now)
+    ledger_post(account_id=receiving.account_id, amount="-100.00", currency="EUR", kind=LedgerEntry.Kind.BILL_PAYMENT,
+                reference="bill-paid-before-the-return", now=now)  # the money was spent on a bill
+    back = line(fri, "100.00", now=now, kind=Kind.REVERSAL, status=BankTransaction.Status.NOT_CREDITABLE)
+    BankTransaction.objects.filter(pk=back.pk).update(end_to_end_id="E2E-OWE")
+    assert reversals.reversal_apply(reversal_id=back.pk, now=now).outcome == "owing"
+    reconciliation.reconciliation_run(day=FRI, now=now)
+    day = day_of(receiving, FRI)
+    [exception] = day.exceptions.all()
+    assert (day.verdict, exception.rule, exception.transaction_ids) == (Verdict.DIFFERENCE, "RCN-2", [back.pk])
+    assert (day.ledger_credited, day.bank_creditable, exception.amount) == (
+        Decimal("100.00"), Decimal("0.00"), Decimal("-100.00"))

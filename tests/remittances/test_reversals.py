@@ -12,7 +12,8 @@ from payments.services.ledger import account_balance
 from remittances.models import BankReversal, BankTransaction, RemittanceClaim
 from remittances.services import reversals
 from tests.factories import AccountFactory
-from tests.remittances.refund_helpers import bank_txn, credited_txn, finance, manager, shared_account, staff
+from remittances.services.funds_out import SourceNotCredited
+from tests.remittances.refund_helpers import bank_txn, credited_txn, finance, manager, requested, shared_account, staff
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +40,10 @@ def test_rvs_1_reversal_of_a_credited_entry_posts_one_reversing_debit_of_the_ori
     [debit] = LedgerEntry.objects.filter(reverses=original.ledger_entry)
     assert (debit.amount, debit.kind, debit.pk) == (Decimal("-100.00"), LedgerEntry.Kind.REVERSAL, record.ledger_entry_id)
     assert account_balance(account_id=account.pk, currency="EUR") == Decimal("0.00")
+    original.refresh_from_db()
+    assert original.status == Status.REVERSED
+    with pytest.raises(SourceNotCredited):  # RFD-3: money the bank took back cannot be refunded
+        requested(account, original, by=finance(), now=now, amount="1.00")
 
 
 def test_rvs_1_a_return_that_quotes_the_original_reference_finds_it(now):
@@ -141,7 +146,6 @@ def test_rvs_1_an_entry_is_reversed_at_most_once(now):
     assert account_balance(account_id=account.pk, currency="EUR") == Decimal("100.00")
 
 
-_ = finance  # the finance helper is used by other RVS tests' imports
 
 
 def test_rvs_1_a_reversal_the_import_left_unhandled_is_applied_by_the_daily_proofs_sweep(now):
