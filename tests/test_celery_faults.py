@@ -53,9 +53,9 @@ from payments.models import (
     UsageRecord,
     VerificationHold,
 )
-from payments.services import billing, charging
+from payments.services import billing, charge_execution, scheduled_charging
 from payments.services.billing import AccountChunk, monthly_bills_generate_chunk
-from payments.services.charging import charges_retry_failed
+from payments.services.scheduled_charging import charges_retry_failed
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from tests.celery_helpers import LostAnswerPayPalGateway, deployed_celery_settings
 from tests.concurrency import run_in_threads
@@ -291,9 +291,9 @@ def test_crash_after_gateway_charge_before_commit_pay_1_i2_redelivery_charges_an
     account, method = card_account()
     report_usage(account, "1000.00", reference="u-1", now=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
-        charging.threshold_charges_run(now=timezone.now())
+        scheduled_charging.threshold_charges_run(now=timezone.now())
     [(name, kwargs)] = enqueued
-    crash_once(monkeypatch, charging, "_bill_pay_from_charge")
+    crash_once(monkeypatch, charge_execution, "_bill_pay_from_charge")
 
     first = deliver(charging_tasks.execute_charge, task_id="charge-msg", **kwargs)
     assert first.failed() and isinstance(first.result, WorkerDied)
@@ -314,7 +314,7 @@ def test_crash_after_paypal_authorization_before_the_hold_is_recorded_hold_4_i2_
     """HOLD-4: PayPal authorized the pre-authorization, the worker died before the hold row
     committed. The redelivery records the same authorization: one hold, which HOLD-2 releases."""
     account, _ = paypal_account()
-    crash_once(monkeypatch, charging, "hold_record")
+    crash_once(monkeypatch, charge_execution, "hold_record")
 
     first = deliver(charging_tasks.place_paypal_preauth, task_id="preauth-msg", account_id=account.pk)
     assert first.failed() and isinstance(first.result, WorkerDied)
@@ -531,7 +531,7 @@ def test_gateway_timeout_on_paypal_preauthorization_retried_with_the_same_saved_
     charge = Charge.objects.get()
     assert "same key" in charge.failure_detail and not VerificationHold.objects.exists()
 
-    later = timezone.now() + charging.PENDING_GRACE + timedelta(minutes=1)
+    later = timezone.now() + scheduled_charging.PENDING_GRACE + timedelta(minutes=1)
     assert charges_retry_failed(now=later).succeeded == 1
     charge.refresh_from_db()
     assert (charge.status, charge.attempts) == (Charge.Status.SUCCEEDED, 2)
@@ -551,7 +551,7 @@ def test_lost_paypal_preauthorization_is_recorded_even_if_the_method_went_meanwh
     deliver(charging_tasks.place_paypal_preauth, task_id="p2", account_id=account.pk)
     PaymentMethod.objects.filter(pk=method.pk).update(status=PaymentMethod.Status.REMOVED, is_default=False)
 
-    later = timezone.now() + charging.PENDING_GRACE + timedelta(minutes=1)
+    later = timezone.now() + scheduled_charging.PENDING_GRACE + timedelta(minutes=1)
     charges_retry_failed(now=later)
     [(_, authorization_id)] = LostAnswerPayPalGateway.authorizations
     assert VerificationHold.objects.get().authorization_id == authorization_id

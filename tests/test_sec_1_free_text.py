@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from billing_backoffice.free_text import CardNumberInText, card_number_free, contains_card_number
 from payments import services as payment_services
 from payments.api.clients import api_client_token_issue
-from payments.services import charging
+from payments.services import orders, usage
 from remittances.admin.claims import RejectForm, ReviewForm
 from remittances.admin.credit import DecisionForm
 from remittances.models import RemittanceClaim
@@ -157,10 +157,10 @@ def service_calls(now):
             account_id=account.pk, email="b@example.com", payer_id=PAN, country="US", now=now
         ),
         "wallet_link": lambda: payment_services.wallet_link(account_id=account.pk, wallet=f"w{PAN}", now=now),
-        "usage_record": lambda: charging.usage_record(
+        "usage_record": lambda: usage.usage_record(
             account_id=account.pk, amount="1.00", currency="USD", period=now.strftime("%Y-%m"), reference=PAN, now=now
         ),
-        "order_place": lambda: charging.order_place(
+        "order_place": lambda: orders.order_place(
             account_id=account.pk, kind="purchase", amount="1.00", currency="USD", reference=f"o-{PAN}", now=now
         ),
         "credit_request_submit": lambda: credit_services.credit_request_submit(

@@ -40,7 +40,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
 from payments.gateways import simulated
-from payments.services import account_create, card_link, charging, holds
+from payments.services import account_create, card_link, holds, orders, scheduled_charging
 from payments.services.ledger import ledger_post
 from tests.payments import invariants
 from tests.payments.invariants import make_bill
@@ -190,7 +190,7 @@ def test_i2_money_taken_at_the_gateway_but_recorded_as_failed_is_caught():
     simulated.reset()
     account = account_create(name="Charge Co", kind="individual", country="US")
     card_link(account_id=account.pk, card=world.card(world.fresh_card_number()), now=NOW)
-    result = charging.order_place(account_id=account.pk, kind="purchase", amount="25.00", currency="USD",
+    result = orders.order_place(account_id=account.pk, kind="purchase", amount="25.00", currency="USD",
                                   reference="corrupt-order", now=NOW)
     assert result.charge.status == "succeeded"
     invariants.assert_all_invariants(processor=simulated.PROCESSOR)
@@ -245,12 +245,12 @@ def test_pay_5_i2_a_charge_whose_answer_was_lost_is_never_written_off_while_the_
     simulated.reset()
     account = account_create(name="Timeout Co", kind="individual", country="US")
     card_link(account_id=account.pk, card=world.card("4000000000000366"), now=NOW)  # sandbox: answer lost once
-    order = charging.order_place(account_id=account.pk, kind="purchase", amount="100.00", currency="USD",
+    order = orders.order_place(account_id=account.pk, kind="purchase", amount="100.00", currency="USD",
                                  reference="lost-answer", now=NOW)
     assert (order.charge.status, simulated.PROCESSOR.charge_count()) == ("pending", 1)  # charged, answer lost
     invariants.credit(account, "100.00", now=NOW)
     settle_accounts(account_ids=[account.pk], now=NOW)  # the transfer pays the bill meanwhile
-    charging.charges_retry_failed(now=NOW + timedelta(minutes=11))
+    scheduled_charging.charges_retry_failed(now=NOW + timedelta(minutes=11))
     try:
         invariants.assert_all_invariants(processor=simulated.PROCESSOR)
     finally:

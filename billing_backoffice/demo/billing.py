@@ -42,7 +42,7 @@ from payments.services import (
     usage_threshold_charge,
 )
 from payments.services.billing import AccountChunk, monthly_bills_generate_chunk
-from payments.services.charging import FAILED_RETRY_AFTER, RETRYABLE_REASONS, usage_threshold
+from payments.services.scheduled_charging import FAILED_RETRY_AFTER, RETRYABLE_REASONS, usage_threshold
 from remittances.services.credit import credit_request_approve
 
 from .clock import Clock, Period

@@ -21,7 +21,7 @@ from payments.api.schema import EnumField
 from payments.api.views import ConsoleAPIView
 from payments.models import Bill, Charge, ThreeDSChallenge, UsageRecord
 from payments.services import billing as billing_services
-from payments.services import charging
+from payments.services import charge_execution, orders, usage
 
 PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
 
@@ -128,7 +128,7 @@ class OrderSerializer(serializers.Serializer):
     @extend_schema_field(OrderThreeDSSerializer(allow_null=True))
     def get_three_ds(self, order: dict) -> dict | None:
         charge = order["charge"]
-        if charge is None or charge.failure_reason != charging.Reason.THREE_DS_NOT_COMPLETED:
+        if charge is None or charge.failure_reason != charge_execution.Reason.THREE_DS_NOT_COMPLETED:
             return None  # only a charge that asked for 3DS has a challenge: no query otherwise
         challenge = ThreeDSChallenge.objects.filter(charge=charge).first()
         if challenge is None:
@@ -138,7 +138,7 @@ class OrderSerializer(serializers.Serializer):
         return OrderThreeDSSerializer(data).data
 
 
-def order_response(result: charging.OrderResult, *, status_code: int) -> Response:
+def order_response(result: orders.OrderResult, *, status_code: int) -> Response:
     return Response(OrderSerializer({"bill": result.bill, "charge": result.charge}).data, status=status_code)
 
 
@@ -156,7 +156,7 @@ class UsageCreateView(ConsoleAPIView):
     def post(self, request, account_id: int):
         form = UsageCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = charging.usage_record(account_id=account_id, now=timezone.now(), **form.validated_data)
+        result = usage.usage_record(account_id=account_id, now=timezone.now(), **form.validated_data)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(UsageSerializer(result.record).data, status=code)
 
@@ -178,5 +178,5 @@ class OrderCreateView(ConsoleAPIView):
     def post(self, request, account_id: int):
         form = OrderCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        result = charging.order_place(account_id=account_id, now=timezone.now(), **form.validated_data)
+        result = orders.order_place(account_id=account_id, now=timezone.now(), **form.validated_data)
         return order_response(result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

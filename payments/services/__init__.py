@@ -13,22 +13,7 @@ from .bills import (
     settlement_switch,
 )
 from .billing import bill_create, monthly_bill_chunks, monthly_bills_generate, monthly_bills_generate_chunk
-from .charging import (
-    ChargeNotFound,
-    CreditLimitExceeded,
-    OrderReferenceReused,
-    OrderRefused,
-    UsageReferenceReused,
-    charge_execute,
-    charge_retry,
-    charges_retry_failed,
-    month_end_deduction_run,
-    order_place,
-    paypal_preauth_place,
-    threshold_charges_run,
-    usage_record,
-    usage_threshold_charge,
-)
+from .charge_execution import ChargeNotFound, charge_execute
 from .defaults import payment_method_activate, payment_method_make_default
 from .holds import (
     HoldNotFound,
@@ -52,7 +37,15 @@ from .linking import (
     wallet_link,
 )
 from .order_three_ds import order_three_ds_complete
+from .orders import CreditLimitExceeded, OrderReferenceReused, OrderRefused, order_place
 from .removal import payment_method_remove
+from .scheduled_charging import (
+    charge_retry,
+    charges_retry_failed,
+    month_end_deduction_run,
+    threshold_charges_run,
+    usage_threshold_charge,
+)
 from .settlement import (
     SettlementConflict,
     SettlementResult,
@@ -61,6 +54,7 @@ from .settlement import (
     settlement_request,
     settlement_request_many,
 )
+from .usage import UsageReferenceReused, paypal_preauth_place, usage_record
 
 __all__ = [
     "BalanceTooLow",

@@ -22,12 +22,8 @@ from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_id
 from payments.errors import AccountNotFound
 from payments.models import Account, Bill, LedgerEntry
 from payments.services.ledger import account_balance, ledger_post
-from payments.services.settlement import (
-    UNPAID,
-    accounts_sync_outstanding,
-    payment_reference,
-    settlement_request,
-)
+from payments.services.outstanding import UNPAID, accounts_sync_outstanding
+from payments.services.settlement import payment_reference, settlement_request
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from django.db import transaction
 
 from payments.errors import ChallengeNotFound, VerificationNotPending
 from payments.models import Bill, Charge, ThreeDSChallenge
-from payments.services.charging import OrderResult, bill_locked_for_new_charge, charge_execute
+from payments.services.charge_execution import bill_locked_for_new_charge, charge_execute
+from payments.services.orders import OrderResult
 
 Status = ThreeDSChallenge.Status
 

@@ -52,13 +52,13 @@ from billing_backoffice.enqueue import enqueue_on_commit
 from billing_backoffice.errors import Conflict
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.models import Account, Bill, LedgerEntry
+from payments.services.outstanding import UNPAID, accounts_sync_outstanding
 
 logger = logging.getLogger(__name__)
 
 # Accounts per transaction: big enough that the fixed query cost per chunk is amortised, small
 # enough that row locks are held for well under a second and a task stays far below its limit.
 DEFAULT_CHUNK_SIZE = 500
-UNPAID = tuple(str(s) for s in Bill.UNPAID_STATUSES)
 REFERENCE_PREFIX = "settle"
 
 
@@ -210,32 +210,6 @@ _UPDATE_BILLS_SQL = f"""
     WHERE b.id = p.bill_id AND b.amount_paid = p.before
     RETURNING b.status
 """
-
-# DEL-3 reads this flag; it follows the bills of the accounts this chunk paid.
-SYNC_OUTSTANDING_SQL = f"""
-    UPDATE {Account._meta.db_table} a
-    SET has_outstanding_bills = o.outstanding
-    FROM (
-        SELECT x.id, EXISTS (
-            SELECT 1 FROM {Bill._meta.db_table} b
-            WHERE b.account_id = x.id AND b.status = ANY(%(unpaid)s::varchar[])
-        ) AS outstanding
-        FROM unnest(%(ids)s::bigint[]) AS x(id)
-    ) o
-    WHERE a.id = o.id AND a.has_outstanding_bills IS DISTINCT FROM o.outstanding
-"""
-
-
-def accounts_sync_outstanding(cursor, *, account_ids: list[int]) -> int:
-    """Set ``has_outstanding_bills`` of these accounts from their bills (one statement).
-
-    Call it with the accounts' rows locked (or in the same transaction that changed their bills).
-    """
-    if not account_ids:
-        return 0
-    cursor.execute(SYNC_OUTSTANDING_SQL, {"ids": list(account_ids), "unpaid": list(UNPAID)})
-    return cursor.rowcount
-
 
 def _after_insert(cursor, payments: list[tuple]) -> None:
     """Hook between the ledger INSERT and the bills UPDATE; the crash tests raise here."""

@@ -1,4 +1,5 @@
-"""Celery tasks of charging (PAY-1..6, HOLD-4): thin wrappers, one service call each.
+"""Celery tasks of charging (PAY-1..6, HOLD-4): thin wrappers, one service call each (``charge_execution``,
+``usage``, ``scheduled_charging``).
 
 Every task takes ids, is safe to run twice (the services create each charge once, by unique
 references and saved idempotency keys, and record outcomes by conditional updates) and retries
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from billing_backoffice.scheduled_runs import firing_task_id, window_claim, window_finish
 from billing_backoffice.task_retries import RETRY_OPTIONS
-from payments.services import charging
+from payments.services import charge_execution, scheduled_charging, usage
 from payments.tasks.billing import monthly_window
 
 
@@ -23,22 +24,22 @@ from payments.tasks.billing import monthly_window
 def execute_charge(*, charge_id: int) -> str:
     """Run one pending charge at the gateway with its saved key; a replay changes nothing."""
     try:
-        return charging.charge_execute(charge_id=charge_id, now=timezone.now()).status
-    except charging.ChargeNotFound:
+        return charge_execution.charge_execute(charge_id=charge_id, now=timezone.now()).status
+    except charge_execution.ChargeNotFound:
         return "not_found"
 
 
 @shared_task(name="payments.place_paypal_preauth", **RETRY_OPTIONS)
 def place_paypal_preauth(*, account_id: int) -> str:
     """HOLD-4: the PayPal pre-authorization when an account's pay-as-you-go charges start."""
-    charge = charging.paypal_preauth_place(account_id=account_id, now=timezone.now())
+    charge = usage.paypal_preauth_place(account_id=account_id, now=timezone.now())
     return charge.status if charge else "not_needed"
 
 
 @shared_task(name="payments.charge_usage_thresholds", **RETRY_OPTIONS)
 def charge_usage_thresholds() -> int:
     """PAY-2: charge every account whose unbilled usage reached its threshold."""
-    return charging.threshold_charges_run(now=timezone.now())
+    return scheduled_charging.threshold_charges_run(now=timezone.now())
 
 
 @shared_task(bind=True, name="payments.month_end_deduction", **RETRY_OPTIONS)
@@ -50,7 +51,7 @@ def month_end_deduction(self, *, period: str | None = None) -> int:
     run = window_claim(job=self.name, window=window, task_id=task_id, now=now)
     if run is None:
         return 0
-    created = charging.month_end_deduction_run(period=period, now=now)
+    created = scheduled_charging.month_end_deduction_run(period=period, now=now)
     window_finish(run=run, now=timezone.now())
     return created
 
@@ -58,5 +59,5 @@ def month_end_deduction(self, *, period: str | None = None) -> int:
 @shared_task(name="payments.retry_failed_charges", **RETRY_OPTIONS)
 def retry_failed_charges() -> dict:
     """Pending charges again with their saved keys; transient failures again, within bounds."""
-    report = charging.charges_retry_failed(now=timezone.now())
+    report = scheduled_charging.charges_retry_failed(now=timezone.now())
     return {"pending_retried": report.pending_retried, "failed_retried": report.failed_retried, "succeeded": report.succeeded}

@@ -7,7 +7,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from payments.models import Account, Charge, LedgerEntry, PaymentMethod
-from payments.services.charging import charge_execute, order_place, usage_record
+from payments.services.charge_execution import charge_execute
+from payments.services.orders import order_place
+from payments.services.usage import usage_record
 from tests.factories import AccountFactory, CardMethodFactory, PayPalMethodFactory
 
 

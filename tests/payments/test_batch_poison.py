@@ -18,7 +18,7 @@ from django.db import connection
 from billing_backoffice.item_failures import MAX_ATTEMPTS, job_item_failure_retry, retry_delay
 from billing_backoffice.models import JobItemFailure
 from payments.models import Bill, Charge, UsageRecord
-from payments.services.charging import THRESHOLD_JOB, threshold_charges_run
+from payments.services.scheduled_charging import THRESHOLD_JOB, threshold_charges_run
 from tests.factories import UserFactory
 from tests.helpers.charging import card_account, report_usage
 
@@ -158,7 +158,7 @@ def test_pay_3_month_end_chunk_bills_around_an_overflowing_account_and_retries_i
 
 def test_pay_3_month_end_deduction_charges_around_a_bill_the_database_refuses(now, enqueued):
     from payments.services.billing import monthly_bills_generate
-    from payments.services.charging import DEDUCTION_JOB, month_end_deduction_run
+    from payments.services.scheduled_charging import DEDUCTION_JOB, month_end_deduction_run
 
     month_end = now.replace(month=11, day=1, hour=1)
     accounts = [card_account()[0] for _ in range(5)]

@@ -18,20 +18,12 @@ from billing_backoffice.task_retries import TRANSIENT_ERRORS
 from payments.tasks import billing as billing_tasks, charging as charging_tasks
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, UsageRecord, VerificationHold
-from payments.services import charging
+from payments.services import scheduled_charging
 from payments.services.billing import InvalidCurrency, InvalidPeriod
-from payments.services.charging import (
-    CreditLimitExceeded,
-    OrderReferenceReused,
-    OrderRefused,
-    UsageReferenceReused,
-    charge_execute,
-    charges_retry_failed,
-    order_place,
-    paypal_preauth_place,
-    threshold_charges_run,
-    usage_record,
-)
+from payments.services.charge_execution import charge_execute
+from payments.services.orders import CreditLimitExceeded, OrderReferenceReused, OrderRefused, order_place
+from payments.services.scheduled_charging import charges_retry_failed, threshold_charges_run
+from payments.services.usage import UsageReferenceReused, paypal_preauth_place, usage_record
 from payments.services.holds import holds_release_due
 from payments.services.ledger import InvalidAmount, account_balance
 from payments.services.removal import payment_method_remove
@@ -462,10 +454,10 @@ def test_gateway_unavailable_leaves_the_charge_pending_and_retries_are_bounded(n
     charge = place(account, now=now).charge
     assert charge.status == Charge.Status.PENDING and charge.attempts == 1
     later = now + timedelta(minutes=15)
-    for _ in range(charging.MAX_GATEWAY_ATTEMPTS + 3):
+    for _ in range(scheduled_charging.MAX_GATEWAY_ATTEMPTS + 3):
         charges_retry_failed(now=later)
     charge.refresh_from_db()
-    assert charge.status == Charge.Status.PENDING and charge.attempts == charging.MAX_GATEWAY_ATTEMPTS
+    assert charge.status == Charge.Status.PENDING and charge.attempts == scheduled_charging.MAX_GATEWAY_ATTEMPTS
     assert Charge.objects.count() == 1  # a pending charge is never replaced by one with a new key
 
 
@@ -561,13 +553,13 @@ def test_nothing_is_enqueued_from_a_rolled_back_transaction(now, enqueued, djang
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(Crash), transaction.atomic():
-            charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
+            scheduled_charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
             raise Crash
     assert callbacks == [] and enqueued == []
     assert not Charge.objects.exists() and UsageRecord.objects.get().status == UsageRecord.Status.UNBILLED
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
+        scheduled_charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
     assert len(callbacks) == 1 and [name for name, _ in enqueued] == ["payments.execute_charge"]
 
 

@@ -20,15 +20,10 @@ from payments.api.clients import api_client_token_issue
 from payments.gateways.simulated import PROCESSOR, SimulatedCardGateway
 from payments.models import Bill, Charge, LedgerEntry, UsageRecord, VerificationHold
 from payments.services.billing import monthly_bills_generate
-from payments.services.charging import (
-    CreditLimitExceeded,
-    charge_execute,
-    month_end_deduction_run,
-    order_place,
-    paypal_preauth_place,
-    threshold_charges_run,
-    usage_record,
-)
+from payments.services.charge_execution import charge_execute
+from payments.services.orders import CreditLimitExceeded, order_place
+from payments.services.scheduled_charging import month_end_deduction_run, threshold_charges_run
+from payments.services.usage import paypal_preauth_place, usage_record
 from payments.services.ledger import account_balance
 from tests.concurrency import errors_of, run_at_once
 from tests.payments.invariants import assert_billing_invariants

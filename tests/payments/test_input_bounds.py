@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from billing_backoffice import money
 from payments.api.clients import api_client_token_issue
 from payments.models import Bill, LinkAttempt, PaymentMethod, UsageRecord
-from payments.services import charging
+from payments.services import orders, scheduled_charging, usage
 from remittances.models import RemittanceClaim
 from tests.concurrency import LockRendezvous, run_at_once
 from tests.factories import AccountFactory, PayPalMethodFactory
@@ -72,14 +72,14 @@ def test_i6_pay_2_unbilled_usage_per_account_never_exceeds_what_one_bill_holds(n
     account, _ = card_account()
     period = now.strftime("%Y-%m")
     seed_unbilled(account, money.COLUMN_MAX - Decimal("1.00"), period=period, now=now)
-    charging.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="last", now=now)
+    usage.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="last", now=now)
     with pytest.raises(money.AmountTooLarge) as refused:
-        charging.usage_record(account_id=account.pk, amount="0.01", currency="USD", period=period, reference="over", now=now)
+        usage.usage_record(account_id=account.pk, amount="0.01", currency="USD", period=period, reference="over", now=now)
     assert refused.value.rule == "I6" and refused.value.http_status == 422
     assert not UsageRecord.objects.filter(reference="over").exists()
     # Another currency is another bill: its own bound.
-    charging.usage_record(account_id=account.pk, amount="5.00", currency="EUR", period=period, reference="eur", now=now)
-    charge = charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
+    usage.usage_record(account_id=account.pk, amount="5.00", currency="EUR", period=period, reference="eur", now=now)
+    charge = scheduled_charging.usage_threshold_charge(account_id=account.pk, currency="USD", now=now)
     assert charge is not None and charge.bill.total == money.COLUMN_MAX
 
 
@@ -104,7 +104,7 @@ def test_i6_pay_2_two_reports_at_once_cannot_both_pass_the_unbilled_bound():
 
     def report(reference):
         with connection.execute_wrapper(rendezvous.after_query(lambda sql: "SUM(" in sql and usage_table in sql)):
-            return charging.usage_record(
+            return usage.usage_record(
                 account_id=account.pk, amount="6.00", currency="USD", period=period, reference=reference, now=now
             )
 
@@ -162,8 +162,8 @@ def test_pay_2_usage_period_outside_its_window_is_refused_422(api, months):
 @pytest.mark.parametrize("period", ["1900-01", "9999-12"])
 def test_pay_2_usage_periods_1900_and_9999_are_refused(now, period):
     account, _ = card_account()
-    with pytest.raises(charging.BillingError) as refused:
-        charging.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="p", now=now)
+    with pytest.raises(orders.BillingError) as refused:
+        usage.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="p", now=now)
     assert refused.value.rule == "PAY-2"
 
 
@@ -172,7 +172,7 @@ def test_pay_2_usage_period_inside_its_window_is_accepted(now, months):
     index = now.year * 12 + now.month - 1 + months
     period = f"{index // 12:04d}-{index % 12 + 1:02d}"
     account, _ = card_account()
-    result = charging.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="w", now=now)
+    result = usage.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="w", now=now)
     assert result.created
 
 

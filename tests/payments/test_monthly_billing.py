@@ -19,7 +19,7 @@ from payments.services.billing import (
     monthly_bills_generate,
     monthly_bills_generate_chunk,
 )
-from payments.services.charging import month_end_deduction_run
+from payments.services.scheduled_charging import month_end_deduction_run
 from tests.factories import AccountFactory, CardMethodFactory
 from tests.helpers.charging import card_account, paypal_account, report_usage, run_enqueued_charges
 
@@ -64,7 +64,7 @@ def test_cred_3_monthly_bill_of_a_credit_account_is_due_in_30_days(now, month_en
 
 
 def test_pay_3_usage_already_charged_at_the_threshold_is_not_billed_again(now, month_end, enqueued):
-    from payments.services.charging import threshold_charges_run
+    from payments.services.scheduled_charging import threshold_charges_run
 
     account, _ = card_account()
     report_usage(account, "1000.00", reference="t-1", now=now, period=PERIOD)

@@ -18,7 +18,7 @@ from payments.errors import ChallengeNotFound, VerificationNotPending
 from payments.gateways.simulated import PROCESSOR
 from payments.models import Bill, Charge, PaymentMethod, ThreeDSChallenge
 from payments.services import order_three_ds
-from payments.services.charging import charges_retry_failed
+from payments.services.scheduled_charging import charges_retry_failed
 from payments.services.ledger import account_balance
 from payments.services.lifecycle import verifications_fail_abandoned
 from payments.services.linking import three_ds_complete

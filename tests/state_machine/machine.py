@@ -46,7 +46,17 @@ from payments.gateways import simulated
 from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services import accounts as account_services
 from payments.services import bills as bill_services
-from payments.services import charging, holds, lifecycle, linking, order_three_ds, settlement
+from payments.services import (
+    charge_execution,
+    holds,
+    lifecycle,
+    linking,
+    order_three_ds,
+    orders,
+    scheduled_charging,
+    settlement,
+    usage,
+)
 from payments.services.billing import AccountChunk, monthly_bills_generate, monthly_bills_generate_chunk
 from payments.services.defaults import payment_method_make_default
 from payments.services.ledger import account_balance, ledger_post
@@ -435,7 +445,7 @@ class BillingMachine(RuleBasedStateMachine):
             figures = dict(first["figures"])
             if mode == "other":
                 figures["amount"] += D("1.00")
-            result, refused = self.call(charging.usage_record, reference=reference, now=self.now, **figures)
+            result, refused = self.call(usage.usage_record, reference=reference, now=self.now, **figures)
             if mode == "same":
                 assert result is not None and not result.created and result.record.pk == first["id"], "I2: usage replay"
             else:
@@ -446,7 +456,7 @@ class BillingMachine(RuleBasedStateMachine):
             period=world.previous_period(self.now) if previous_month else world.current_period(self.now),
         )
         reference = self.next_ref("usage")
-        result, _ = self.call(charging.usage_record, reference=reference, now=self.now, **figures)
+        result, _ = self.call(usage.usage_record, reference=reference, now=self.now, **figures)
         if result is not None:
             self.usage_refs[reference] = {"figures": figures, "id": result.record.pk}
 
@@ -462,7 +472,7 @@ class BillingMachine(RuleBasedStateMachine):
             if mode == "other":
                 figures["amount"] += D("1.00")
             charges_before = Charge.objects.filter(bill_id=first["bill"]).count()
-            result, refused = self.call(charging.order_place, reference=reference, now=self.now, **figures)
+            result, refused = self.call(orders.order_place, reference=reference, now=self.now, **figures)
             if mode == "same":
                 assert result is not None and not result.created and result.bill.pk == first["bill"], "I2: order replay"
                 assert Charge.objects.filter(bill_id=first["bill"]).count() == charges_before, "I2: order charged again"
@@ -471,7 +481,7 @@ class BillingMachine(RuleBasedStateMachine):
             return
         figures = dict(account_id=self.account(i), kind=kind, amount=amount, currency="USD")
         reference = self.next_ref("order")
-        result, _ = self.call(charging.order_place, reference=reference, now=self.now, **figures)
+        result, _ = self.call(orders.order_place, reference=reference, now=self.now, **figures)
         if result is not None:
             self.order_refs[reference] = {"figures": figures, "bill": result.bill.pk}
 
@@ -483,9 +493,9 @@ class BillingMachine(RuleBasedStateMachine):
         the worker dies after the gateway charged and before the outcome is written; the message
         is delivered again (acks late) and the same key finds the first charge."""
         if job == "threshold":
-            self.call(charging.threshold_charges_run, now=self.now)
+            self.call(scheduled_charging.threshold_charges_run, now=self.now)
             if twice:
-                again, _ = self.call(charging.threshold_charges_run, now=self.now)
+                again, _ = self.call(scheduled_charging.threshold_charges_run, now=self.now)
                 assert again == 0, "PAY-2: a second threshold run charged again"
         elif job.startswith("month_end"):
             period = world.previous_period(self.now)
@@ -493,16 +503,16 @@ class BillingMachine(RuleBasedStateMachine):
                 created, _ = self.call(monthly_bills_generate, period=period, now=self.now)
                 assert not run or created == 0, "PAY-3: a second month-end run created bills"
                 if job == "month_end_and_deduction":
-                    charged, _ = self.call(charging.month_end_deduction_run, period=period, now=self.now)
+                    charged, _ = self.call(scheduled_charging.month_end_deduction_run, period=period, now=self.now)
                     assert not run or charged == 0, "PAY-3: a second deduction created charges"
         elif job == "retry":
-            self.call(charging.charges_retry_failed, now=self.now)
+            self.call(scheduled_charging.charges_retry_failed, now=self.now)
         else:
             charge = pick(self.ids(Charge.objects.filter(status=Charge.Status.PENDING)), i)
             if charge is None:
                 return
-            with self.crashing(charging, "_charge_succeed"):
-                charging.charge_execute(charge_id=charge, now=self.now)
+            with self.crashing(charge_execution, "_charge_succeed"):
+                charge_execution.charge_execute(charge_id=charge, now=self.now)
             self.broker.sender("payments.execute_charge")(charge_id=charge)
 
     # -- Celery: the worker -----------------------------------------------------------------------
@@ -532,9 +542,9 @@ class BillingMachine(RuleBasedStateMachine):
         record(f"delivered {message.task}")
         kwargs = message.kwargs
         if message.task == "payments.execute_charge":
-            self.call(charging.charge_execute, charge_id=kwargs["charge_id"], now=self.now)
+            self.call(charge_execution.charge_execute, charge_id=kwargs["charge_id"], now=self.now)
         elif message.task == "payments.place_paypal_preauth":
-            self.call(charging.paypal_preauth_place, account_id=kwargs["account_id"], now=self.now)
+            self.call(usage.paypal_preauth_place, account_id=kwargs["account_id"], now=self.now)
         elif message.task == "payments.settle_account":
             self.call(settlement.settle_accounts, account_ids=[kwargs["account_id"]], now=self.now)
         elif message.task == "payments.settle_chunk":
@@ -779,7 +789,7 @@ class BillingMachine(RuleBasedStateMachine):
                         iban=self.shared.number, statement_id=statement_id,
                         credits=[(f"{statement_id}-1", amount)], day=self.now), now=self.now)
                 elif what == "usage":
-                    charging.usage_record(account_id=account_id, amount=amount, currency="USD",
+                    usage.usage_record(account_id=account_id, amount=amount, currency="USD",
                                           period=world.current_period(self.now), reference=self.next_ref("usage"),
                                           now=self.now)
                 elif what == "month":
@@ -804,13 +814,13 @@ class BillingMachine(RuleBasedStateMachine):
         account_id = self.account(i) or 0
         before = database_digest()
         attempts = {
-            "usage_float": lambda: charging.usage_record(
+            "usage_float": lambda: usage.usage_record(
                 account_id=account_id, amount=12.5, currency="USD", period=world.current_period(self.now),
                 reference=self.next_ref("bad"), now=self.now),
-            "usage_3dp": lambda: charging.usage_record(
+            "usage_3dp": lambda: usage.usage_record(
                 account_id=account_id, amount="12.505", currency="USD", period=world.current_period(self.now),
                 reference=self.next_ref("bad"), now=self.now),
-            "order_3dp": lambda: charging.order_place(
+            "order_3dp": lambda: orders.order_place(
                 account_id=account_id, kind="purchase", amount=D("9.999"), currency="USD",
                 reference=self.next_ref("bad"), now=self.now),
             "ledger_float": lambda: ledger_post(
