@@ -38,9 +38,16 @@ from tests.factories import (
     CardMethodFactory,
     ChallengeFactory,
     ChargeFactory,
+    CreditHoldFactory,
+    FundsTransferFactory,
     HoldFactory,
     LinkAttemptFactory,
+    NotificationFactory,
+    PaymentFileFactory,
     PayPalMethodFactory,
+    RefundRequestFactory,
+    ReminderFactory,
+    ReminderPauseFactory,
     UsageRecordFactory,
     UserFactory,
 )
@@ -148,6 +155,13 @@ def world(now, roles):
     bill = make_bill(account, "40.00", issued_at=now)
     ChargeFactory(account=account, bill=bill, payment_method=card, amount=Decimal("40.00"), created_at=now)
     UsageRecordFactory(account=account, amount=Decimal("3.50"), period="2026-11", reported_at=now)
+    reminder = ReminderFactory(bill=bill, sent_at=now)
+    CreditHoldFactory(account=account, reminder=reminder, started_at=now)
+    ReminderPauseFactory(account=account, started_at=now)
+    NotificationFactory(account=account, created_at=now)
+    RefundRequestFactory(account=account, submitted_at=now)
+    FundsTransferFactory(from_account=account, submitted_at=now)
+    PaymentFileFactory(created_at=now)
     txn = bank_txn(now=now, payer_name="Payer Ltd", remittance_info="INV 1")
     console_claim(AccountFactory(), now=now, amount=str(txn.amount), reference=txn.bank_reference)
     credit_services.credit_request_submit(
