@@ -20,13 +20,14 @@ stored, so even a careless caller cannot put a card number into a message; calle
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.template.loader import select_template
 
@@ -67,42 +68,58 @@ def notify(*, account_id: int, kind: str, event_key: str, params: dict, now: dat
 
 
 def notify_many(*, events: list[Event], now: datetime) -> int:
-    """Several events at once (a reminder chunk): one INSERT; returns the rows written."""
+    """Several events at once (a reminder chunk): one INSERT; returns the rows written.
+
+    One ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING``: column arrays
+    instead of one parameter per value (a chunk writes thousands of rows), and the e-mails that
+    were really inserted come back to be enqueued; a replayed event inserts and enqueues nothing.
+    """
     if not events:
         return 0
-    accounts = Account.objects.in_bulk({event.account_id for event in events})
+    accounts = Account.objects.only("pk", "country", "email").in_bulk({event.account_id for event in events})
     rows = []
     for event in events:
         account = accounts.get(event.account_id)
-        if account is None:
-            continue
-        rows.extend(_rows(event, account, now=now))
-    with transaction.atomic():
-        written = Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        keys = [event.event_key for event in events]
-        pending = list(
-            Notification.objects.filter(event_key__in=keys, channel=Channel.EMAIL, status=Status.PENDING)
-            .order_by("pk").values_list("pk", flat=True)
-        )
-        if pending:
-            enqueue_on_commit(DELIVER_TASK, notification_ids=pending)
+        if account is not None:
+            rows.extend(_rows(event, account, now=now))
+    if not rows:
+        return 0
+    columns = list(zip(*rows))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [list(column) for column in columns])
+        written = cursor.fetchall()
+    pending = sorted(pk for pk, channel, status in written if channel == Channel.EMAIL and status == Status.PENDING)
+    if pending:
+        enqueue_on_commit(DELIVER_TASK, notification_ids=pending)
     return len(written)
 
 
-def _rows(event: Event, account: Account, *, now: datetime) -> list[Notification]:
+_COLUMNS = (
+    ("account_id", "bigint"), ("kind", "text"), ("channel", "text"), ("event_key", "text"), ("language", "text"),
+    ("title", "text"), ("body", "text"), ("link", "text"), ("params", "text"), ("recipient", "text"),
+    ("status", "text"), ("created_at", "timestamptz"), ("delivered_at", "timestamptz"),
+)
+_INSERT_SQL = f"""
+    INSERT INTO {Notification._meta.db_table} ({", ".join(name for name, _ in _COLUMNS)}, attempts, last_error)
+    SELECT {", ".join(f"u.{name}::jsonb" if name == "params" else f"u.{name}" for name, _ in _COLUMNS)}, 0, ''
+    FROM unnest({", ".join(f"%s::{kind}[]" for _, kind in _COLUMNS)}) AS u({", ".join(name for name, _ in _COLUMNS)})
+    ON CONFLICT (event_key, channel) DO NOTHING
+    RETURNING id, channel, status
+"""
+
+
+def _rows(event: Event, account: Account, *, now: datetime) -> list[tuple]:
+    """The console message (delivered by being stored) and the e-mail of one event, as rows."""
     language = text_language(kind=event.kind, language=language_for_country(account.country))
     params = redact_value({key: str(value) for key, value in event.params.items()})
     title, body = (redact_card_numbers(text) for text in message_text(kind=event.kind, language=language, params=params))
-    common = dict(
-        account_id=account.pk, kind=event.kind, event_key=event.event_key[:160], language=language,
-        title=title[:200], body=body, link=event.link, params=params, created_at=now,
-    )
-    console = Notification(channel=Channel.CONSOLE, status=Status.DELIVERED, delivered_at=now, **common)
-    email = Notification(
-        channel=Channel.EMAIL, recipient=account.email,
-        status=Status.PENDING if account.email else Status.SKIPPED, **common,
-    )
-    return [console, email]
+    common = (event.kind,)
+    text = (event.event_key[:160], language, title[:200], body, event.link, json.dumps(params))
+    email_status = Status.PENDING if account.email else Status.SKIPPED
+    return [
+        (account.pk, *common, Channel.CONSOLE, *text, "", Status.DELIVERED, now, now),
+        (account.pk, *common, Channel.EMAIL, *text, account.email, email_status, now, None),
+    ]
 
 
 DELIVER_TASK = "payments.deliver_notifications"
