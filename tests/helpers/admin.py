@@ -8,3 +8,9 @@ from django.contrib.messages import get_messages
 def messages_of(response) -> list[str]:
     """The messages the admin showed the user (``message_user``), as text."""
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def as_user(client, user):
+    """The test client logged in as ``user``."""
+    client.force_login(user)
+    return client

@@ -199,7 +199,8 @@ def test_rcn_job_runs_once_per_day_per_account_and_set_based(now):
 
 
 def test_rcn_the_reconciliation_page_per_account_and_day_and_the_resolution_by_finance(client, now):
-    from tests.remittances.test_refunds_admin import as_user, in_group
+    from tests.helpers.admin import as_user
+    from tests.helpers.roles import in_group
 
     receiving = shared_account(now=now)
     statement(receiving, THU, "0.00", "100.00", now=now)

@@ -4,46 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import importlib
-
 import pytest
-from django.apps import apps as django_apps
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from payments.services.ledger import account_balance
 from remittances.models import FundsTransfer, PaymentFile, RefundRequest, transfer_ledger_references
-from billing_backoffice.staff_roles import grant
 from tests.factories import AccountFactory, UserFactory
-from tests.helpers.roles import role_group
+from tests.helpers.admin import as_user, messages_of
+from tests.helpers.roles import in_group
 from tests.remittances.refund_helpers import PAYER_BIC, PAYER_IBAN, credited_txn
 
 pytestmark = pytest.mark.django_db
-
-
-# The migrations that grant the roles the issue-13 permissions (refunds, reversals, reconciliation).
-ROLE_MIGRATIONS = ("0011_rfd_staff_permissions", "0012_rvs_bank_reversals", "0013_rcn_reconciliation")
-
-
-def in_group(name: str, username: str):
-    """A member of the real role group, with the permissions our migrations grant it."""
-    group = role_group(name)
-    for migration in ROLE_MIGRATIONS:
-        codenames = importlib.import_module(f"remittances.migrations.{migration}").ROLES[name]
-        if group.permissions.filter(codename__in=codenames).count() != len(codenames):  # flushed by a transactional test
-            grant(django_apps, "remittances", {name: codenames})
-    user = UserFactory(username=username, is_staff=True)
-    user.groups.add(group)
-    return type(user).objects.get(pk=user.pk)
-
-
-def as_user(client, user):
-    client.force_login(user)
-    return client
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def test_rfd_1_finance_records_another_approves_generates_downloads_and_marks_sent(client, now):
