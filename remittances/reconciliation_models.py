@@ -60,6 +60,7 @@ class ReconciliationException(models.Model):
     rule = models.CharField(max_length=8)
     detail = models.CharField(max_length=500)
     amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)  # the day's; every amount has one (I6)
     statement_ids = models.JSONField(default=list)
     transaction_ids = models.JSONField(default=list)
     resolved_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

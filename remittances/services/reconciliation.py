@@ -218,7 +218,7 @@ def reconciliation_run(*, day: date, now: datetime) -> int:
         if kind == RemittanceAccount.Kind.NON_DEDICATED and strays.get(pk):  # RCN-3: shared accounts
             found.append({"rule": "RCN-3", "transaction_ids": strays[pk],
                           "detail": f"{len(strays[pk])} booked credit(s) in none of the states {', '.join(RCN3_STATES)}."})
-        exceptions[pk] = found
+        exceptions[pk] = [dict(item, currency=currency) for item in found]
         days.append(ReconciliationDay(
             receiving_account_id=pk, day=day, currency=currency, verdict=Verdict.DIFFERENCE if found else Verdict.AGREED,
             totals_per_state=totals.get(pk, {}), computed_at=now, run_id=run_id, **fields,
@@ -228,7 +228,7 @@ def reconciliation_run(*, day: date, now: datetime) -> int:
     ReconciliationException.objects.bulk_create([
         ReconciliationException(
             day_id=created[pk], rule=item["rule"], detail=item["detail"][:500], amount=item.get("amount"),
-            statement_ids=item.get("statement_ids", []), transaction_ids=item.get("transaction_ids", []),
+            currency=item["currency"], statement_ids=item.get("statement_ids", []), transaction_ids=item.get("transaction_ids", []),
         )
         for pk, found in exceptions.items() if pk in created for item in found
     ], batch_size=1000)
