@@ -179,3 +179,89 @@ class NotificationNotFailed(Conflict):
     code = "notification_not_failed"
     rule = "NOTIFY-2"
     default_detail = "Only a failed delivery can be retried."
+
+
+# --- paying bills (SET-1, SET-3) --------------------------------------------------------------
+
+
+class BillNotFound(NotFound):
+    code = "bill_not_found"
+    default_detail = "No such bill."
+
+
+class BillAlreadyPaid(Conflict):
+    code = "bill_already_paid"
+    rule = "SET-4"
+    default_detail = "This bill is already paid."
+
+
+class SettlementIsOn(BillingError):
+    """SET-3: manual payment is for accounts whose automatic settlement is off."""
+
+    code = "settlement_is_on"
+    rule = "SET-3"
+    default_detail = "Automatic settlement is on for this account: the settlement job pays its bills."
+
+
+class OlderBillUnpaid(BillingError):
+    code = "older_bill_unpaid"
+    rule = "SET-2"
+
+
+class BalanceTooLow(BillingError):
+    code = "balance_too_low"
+    rule = "SET-3"
+
+
+
+# --- settlement (SET-2) -----------------------------------------------------------------------
+
+
+class SettlementConflict(Conflict):
+    """A bill changed under the settlement (written without the account lock); rolled back."""
+
+    code = "settlement_conflict"
+    rule = "SET-4"
+
+
+
+# --- usage (PAY-2, I2) ------------------------------------------------------------------------
+
+
+class UsageReferenceReused(Conflict):
+    code = "usage_reference_reused"
+    rule = "I2"
+
+
+
+# --- orders (PAY-1, CRED-3, I2) ---------------------------------------------------------------
+
+
+class OrderReferenceReused(Conflict):
+    code = "order_reference_reused"
+    rule = "I2"
+
+
+class OrderRefused(BillingError):
+    """The order is refused whole; nothing is created (PAY-5, HOLD-3, CRED-3)."""
+
+    code = "order_refused"
+
+
+class CreditLimitExceeded(OrderRefused):
+    code = "credit_limit_exceeded"
+    rule = "CRED-3"
+
+
+class InvalidOrderKind(BillingError):
+    code = "invalid_order_kind"
+    rule = "PAY-1"
+
+
+
+# --- charges ----------------------------------------------------------------------------------
+
+
+class ChargeNotFound(NotFound):
+    code = "charge_not_found"
+    default_detail = "No such charge."

@@ -11,14 +11,14 @@ open bill and the failed charge, its reason and rule (and, for 3DS, the challeng
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from billing_backoffice.api_fields import AmountField, CurrencyField, FreeTextField, pattern_validator
 from billing_backoffice.api_schema import error_responses
+from billing_backoffice.api_views import ConsoleAPIView
 from payments.api.schema import EnumField
-from payments.api.views import ConsoleAPIView
 from payments.models import Bill, Charge, ThreeDSChallenge, UsageRecord
 from payments.services import billing as billing_services
 from payments.services import charge_execution, orders, usage
@@ -34,10 +34,6 @@ ERROR_TEXT = {
     "(I6: more decimals than the currency has, e.g. JPY 0.01, or unbilled usage past what one bill holds; "
     "PAY-2: a usage period outside its window); nothing was created.",
 }
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return error_responses({code: ERROR_TEXT[code] for code in codes})
 
 
 class MoneyInputSerializer(serializers.Serializer):
@@ -151,7 +147,7 @@ class UsageCreateView(ConsoleAPIView):
             "charged (PAY-2) or the monthly bill is generated (PAY-3)."
         ),
         request=UsageCreateSerializer,
-        responses={201: UsageSerializer, 200: UsageSerializer, **_errors(400, 404, 409, 422)},
+        responses={201: UsageSerializer, 200: UsageSerializer, **error_responses(ERROR_TEXT, 400, 404, 409, 422)},
     )
     def post(self, request, account_id: int):
         form = UsageCreateSerializer(data=request.data)
@@ -173,7 +169,7 @@ class OrderCreateView(ConsoleAPIView):
             "waits for a bank transfer. 200 when the same reference is sent again with the same figures."
         ),
         request=OrderCreateSerializer,
-        responses={201: OrderSerializer, 200: OrderSerializer, **_errors(400, 404, 409, 422)},
+        responses={201: OrderSerializer, 200: OrderSerializer, **error_responses(ERROR_TEXT, 400, 404, 409, 422)},
     )
     def post(self, request, account_id: int):
         form = OrderCreateSerializer(data=request.data)

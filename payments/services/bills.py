@@ -16,7 +16,6 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing_backoffice.errors import BillingError, Conflict, NotFound
 from billing_backoffice.permissions import staff_require
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.errors import AccountNotFound
@@ -24,41 +23,19 @@ from payments.models import Account, Bill, LedgerEntry
 from payments.services.ledger import account_balance, ledger_post
 from payments.services.outstanding import UNPAID, accounts_sync_outstanding
 from payments.services.settlement import payment_reference, settlement_request
+from payments.errors import (  # noqa: F401 (raised here, importable from here)
+    BalanceTooLow,
+    BillAlreadyPaid,
+    BillNotFound,
+    OlderBillUnpaid,
+    SettlementIsOn,
+)
 
 logger = logging.getLogger(__name__)
 
 # SEC-3: who may pay a bill by hand (SET-3) and switch an account's settlement (SET-1).
 PAY_BILL_PERMISSION = "payments.pay_bill"
 SWITCH_SETTLEMENT_PERMISSIONS = ("payments.pay_bill", "payments.change_account")
-
-
-class BillNotFound(NotFound):
-    code = "bill_not_found"
-    default_detail = "No such bill."
-
-
-class BillAlreadyPaid(Conflict):
-    code = "bill_already_paid"
-    rule = "SET-4"
-    default_detail = "This bill is already paid."
-
-
-class SettlementIsOn(BillingError):
-    """SET-3: manual payment is for accounts whose automatic settlement is off."""
-
-    code = "settlement_is_on"
-    rule = "SET-3"
-    default_detail = "Automatic settlement is on for this account: the settlement job pays its bills."
-
-
-class OlderBillUnpaid(BillingError):
-    code = "older_bill_unpaid"
-    rule = "SET-2"
-
-
-class BalanceTooLow(BillingError):
-    code = "balance_too_low"
-    rule = "SET-3"
 
 
 # -- CRED-3: overdue -----------------------------------------------------------------------------

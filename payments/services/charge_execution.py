@@ -33,7 +33,6 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from billing_backoffice.enqueue import enqueue_on_commit
-from billing_backoffice.errors import NotFound
 from payments.gateways import GatewayError, card_gateway, paypal_gateway
 from payments.gateways.base import ChargeResult
 from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, ThreeDSChallenge, VerificationHold
@@ -41,6 +40,7 @@ from payments.services.customer_events import charge_failed_notify, three_ds_wai
 from payments.services.holds import hold_record
 from payments.services.ledger import ledger_post
 from payments.services.outstanding import accounts_sync_outstanding
+from payments.errors import ChargeNotFound  # noqa: F401 (raised here)
 
 logger = logging.getLogger(__name__)
 Status = Charge.Status
@@ -68,11 +68,6 @@ DECLINES = {
         "The card is not enabled for online and international transactions.",
     ),
 }
-
-
-class ChargeNotFound(NotFound):
-    code = "charge_not_found"
-    default_detail = "No such charge."
 
 
 def charge_enqueue(charge_id: int) -> None:

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from billing_backoffice.errors import BillingError, Conflict
 from billing_backoffice.free_text import free_text_check
 from payments.errors import AccountNotFound
 from payments.models import Account, Bill, Charge, PaymentMethod
@@ -24,27 +23,12 @@ from payments.services.billing import (
 )
 from payments.services.charge_execution import Reason, active_default_method, charge_create, charge_execute
 from payments.services.credit_control import credit_hold_refusal
-
-
-class OrderReferenceReused(Conflict):
-    code = "order_reference_reused"
-    rule = "I2"
-
-
-class OrderRefused(BillingError):
-    """The order is refused whole; nothing is created (PAY-5, HOLD-3, CRED-3)."""
-
-    code = "order_refused"
-
-
-class CreditLimitExceeded(OrderRefused):
-    code = "credit_limit_exceeded"
-    rule = "CRED-3"
-
-
-class InvalidOrderKind(BillingError):
-    code = "invalid_order_kind"
-    rule = "PAY-1"
+from payments.errors import (  # noqa: F401 (raised here, importable from here)
+    CreditLimitExceeded,
+    InvalidOrderKind,
+    OrderReferenceReused,
+    OrderRefused,
+)
 
 
 @dataclass(frozen=True)

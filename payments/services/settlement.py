@@ -49,10 +49,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from billing_backoffice.enqueue import enqueue_on_commit
-from billing_backoffice.errors import Conflict
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.models import Account, Bill, LedgerEntry
 from payments.services.outstanding import UNPAID, accounts_sync_outstanding
+from payments.errors import SettlementConflict  # noqa: F401 (raised here)
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +69,6 @@ def chunk_size() -> int:
 def payment_reference(*, bill_id: int, amount_paid_before: Decimal) -> str:
     """``settle:<bill>:<paid before>``: one allocation of one bill, shared by both paths (SET-4)."""
     return f"{REFERENCE_PREFIX}:{bill_id}:{Decimal(amount_paid_before).quantize(Decimal('0.01'))}"
-
-
-class SettlementConflict(Conflict):
-    """A bill changed under the settlement (written without the account lock); rolled back."""
-
-    code = "settlement_conflict"
-    rule = "SET-4"
 
 
 @dataclass

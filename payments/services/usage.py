@@ -16,18 +16,13 @@ from django.db.models import Sum
 
 from billing_backoffice import money
 from billing_backoffice.enqueue import enqueue_on_commit
-from billing_backoffice.errors import Conflict
 from billing_backoffice.free_text import free_text_check
 from payments.errors import AccountNotFound
 from payments.models import Account, Charge, PaymentMethod, UsageRecord
 from payments.services.billing import console_reference, currency_code, positive_amount, usage_period
 from payments.services.charge_execution import active_default_method, charge_execute
 from payments.services.holds import hold_amount_for
-
-
-class UsageReferenceReused(Conflict):
-    code = "usage_reference_reused"
-    rule = "I2"
+from payments.errors import UsageReferenceReused  # noqa: F401 (raised here)
 
 
 @dataclass(frozen=True)
