@@ -26,7 +26,15 @@ def import_statement_inbox() -> dict:
     return statement_inbox_import(now=timezone.now())
 
 
-@shared_task(bind=True, name="remittances.reconcile_day")
+@shared_task(
+    bind=True,
+    name="remittances.reconcile_day",
+    autoretry_for=TRANSIENT_ERRORS,  # a database blip: the same day again (idempotent per day)
+    max_retries=3,
+    retry_backoff=30,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
 def reconcile_day(self, *, day: str | None = None) -> int:
     """RCN-1..3 (beat, daily): the proof of ``day`` (default yesterday, UTC) once per window,
     for every receiving account without one (``reconciliation_run`` is idempotent per day)."""

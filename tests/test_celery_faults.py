@@ -56,7 +56,7 @@ from payments.models import (
 from payments.services import billing, charge_execution, scheduled_charging
 from payments.services.billing import AccountChunk, monthly_bills_generate_chunk
 from payments.services.scheduled_charging import charges_retry_failed
-from remittances.models import BankStatement, BankTransaction, RemittanceAccount
+from remittances.models import BankStatement, BankTransaction, ReconciliationDay, RemittanceAccount
 from tests.celery_helpers import LostAnswerPayPalGateway, deployed_celery_settings
 from tests.concurrency import run_in_threads
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory
@@ -144,6 +144,8 @@ def world_state() -> dict:
         "reminders": sorted(Reminder.objects.values_list("bill_id", "level")),
         "credit_holds": sorted(CreditHold.objects.values_list("account_id", "lifted_at")),
         "notifications": sorted(Notification.objects.values_list("event_key", "channel", "status", "attempts")),
+        # The daily reconciliation proof (RCN-1..3).
+        "reconciliation": sorted(ReconciliationDay.objects.values_list("receiving_account_id", "day", "verdict")),
         "processor": (len(PROCESSOR.charges), sum(PROCESSOR.void_calls.values()), len(PROCESSOR.results)),
     }
 
@@ -225,6 +227,7 @@ DUPLICATE_CASES = {
     "payments.deliver_notifications": lambda w: {"notification_ids": [w["email"]]},
     "payments.sweep_notifications": lambda w: {},
     "payments.notify_expiring_cards": lambda w: {},
+    "remittances.reconcile_day": lambda w: {"day": (timezone.now().date() - timedelta(days=1)).isoformat()},
 }
 
 
