@@ -21,7 +21,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, run_service_action
+from billing_backoffice.admin_site import (
+    MAX_ID,
+    BigTableAdminMixin,
+    ReadOnlyAdminMixin,
+    has_model_perm,
+    run_service_action,
+)
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments.eligibility import Region
@@ -70,7 +76,7 @@ class AgeingFilterForm(forms.Form):
     group_by = forms.ChoiceField(choices=[(g, g.replace("_", " ").capitalize()) for g in GROUPS], required=False)
     currency = forms.CharField(max_length=3, required=False)
     region = forms.ChoiceField(choices=[("", "All"), *Region.choices], required=False)
-    account_manager = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="User id")
+    account_manager = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="User id")
 
 
 AGEING_HEADER = ["currency", "group", *BUCKETS, "total", "bills", "sales_90_days", "dso_days"]
@@ -160,7 +166,7 @@ class CreditHoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class PauseForm(ForgetsCardNumbers, forms.Form):
-    account = forms.IntegerField(min_value=1, max_value=2**63 - 1, help_text="Account id")
+    account = forms.IntegerField(min_value=1, max_value=MAX_ID, help_text="Account id")
     reason = forms.CharField(max_length=500, widget=forms.Textarea, validators=[card_number_free])
     ends_at = forms.DateTimeField(help_text=f"At most {MAX_PAUSE.days} days from now (UTC).")
 
