@@ -20,7 +20,7 @@ export BILLING_LOCAL_DIR=${BILLING_LOCAL_DIR:-$PWD/.local}
 
 declare -A FUNCTIONS=(
   [eligibility]="payments.eligibility.*"
-  [card_validation]="payments.services.linking.x_validate_card_fields__mutmut_*"
+  [card_validation]="payments.services.cards.x_validate_card_fields__mutmut_*"
   [default_removal]="payments.services.defaults.* payments.services.removal.*"
   [ledger]="payments.services.ledger.x_ledger_post__mutmut_* payments.services.ledger.x_ledger_reverse__mutmut_* payments.services.ledger.x_ledger_credit_many__mutmut_* payments.services.ledger.x__same_event__mutmut_* payments.services.ledger.x_money__mutmut_*"
   [settlement]="payments.services.settlement.x__settle_chunk__mutmut_* payments.services.settlement.x_settle_accounts__mutmut_* payments.services.settlement.x__settle_one_by_one__mutmut_* payments.services.settlement.x_payment_reference__mutmut_*"

@@ -18,7 +18,7 @@ from payments import eligibility
 from payments.eligibility import Network
 from payments.models import Account, LinkAttempt, PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services.holds import hold_amount_for
-from payments.services.linking import card_fingerprint
+from payments.services.cards import card_fingerprint
 
 from .failures import failed_method, refusal
 from .plans import AccountPlan, MethodPlan

@@ -10,7 +10,7 @@ from django.conf import settings
 from payments import eligibility
 from payments.eligibility import Network, Region
 from payments.models import LinkAttempt, PaymentMethod, ThreeDSChallenge
-from payments.services.linking import DECLINES
+from payments.services.verification import DECLINES
 
 from .plans import AccountPlan, MethodPlan
 from .tables import CARD_FAILURES, PAYPAL_FAILURES, REFUSALS

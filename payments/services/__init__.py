@@ -13,6 +13,7 @@ from .bills import (
     settlement_switch,
 )
 from .billing import bill_create, monthly_bill_chunks, monthly_bills_generate, monthly_bills_generate_chunk
+from .cards import CardInput, card_fingerprint, card_link, three_ds_complete
 from .charge_execution import ChargeNotFound, charge_execute
 from .defaults import payment_method_activate, payment_method_make_default
 from .holds import (
@@ -25,19 +26,10 @@ from .holds import (
 )
 from .ledger import account_balance, ledger_post, ledger_reverse
 from .lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
-from .linking import (
-    CardInput,
-    GatewayUnavailable,
-    LinkResult,
-    card_fingerprint,
-    card_link,
-    paypal_agreement_complete,
-    paypal_link,
-    three_ds_complete,
-    wallet_link,
-)
+from .linking import LinkResult, wallet_link
 from .order_three_ds import order_three_ds_complete
 from .orders import CreditLimitExceeded, OrderReferenceReused, OrderRefused, order_place
+from .paypal import paypal_agreement_complete, paypal_link
 from .removal import payment_method_remove
 from .scheduled_charging import (
     charge_retry,
@@ -55,6 +47,7 @@ from .settlement import (
     settlement_request_many,
 )
 from .usage import UsageReferenceReused, paypal_preauth_place, usage_record
+from .verification import GatewayUnavailable
 
 __all__ = [
     "BalanceTooLow",

@@ -24,7 +24,7 @@ from payments.models import Account, Charge, LinkAttempt, PaymentMethod, ThreeDS
 from payments.services.accounts import account_close
 from payments.services.attempts import link_attempt_record
 from payments.services.hold_recovery import holds_recover_unrecorded
-from payments.services.linking import payment_method_fail, payment_method_verify_with_hold
+from payments.services.verification import payment_method_fail, payment_method_verify_with_hold
 
 logger = logging.getLogger(__name__)
 

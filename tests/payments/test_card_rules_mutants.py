@@ -15,7 +15,7 @@ from stdnum import luhn
 from payments.eligibility import Network, network_from_number
 from payments.errors import LinkRefused
 from payments.models import LinkAttempt
-from payments.services.linking import validate_card_fields
+from payments.services.cards import validate_card_fields
 from tests.helpers.cards import card_input
 
 Reason = LinkAttempt.Reason

@@ -22,7 +22,7 @@ from payments.services import (
     three_ds_complete,
 )
 from payments.services.holds import hold_amount_for
-from payments.services.linking import GatewayUnavailable
+from payments.services.verification import GatewayUnavailable
 from payments.services.lifecycle import accounts_close_silent, cards_expire, verifications_fail_abandoned
 from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory, PayPalMethodFactory

@@ -6,7 +6,7 @@ from django.db import connection
 from payments.errors import AlreadyLinked
 from payments.models import Account, LinkAttempt, PaymentMethod
 from payments.services import card_link, payment_method_make_default, payment_method_remove
-from payments.services import linking
+from payments.services import cards
 from tests.concurrency import LockRendezvous, run_at_once
 from tests.helpers.cards import card_input
 from tests.factories import AccountFactory, CardMethodFactory
@@ -33,7 +33,7 @@ def test_link_1_race_ten_accounts_link_one_card_at_once_one_wins(now):
 
 def test_link_1_race_database_constraint_alone_keeps_one_link(now, monkeypatch):
     """Even if every request passes the friendly pre-check, the partial unique index decides."""
-    monkeypatch.setattr(linking, "_linked_elsewhere_refusal", lambda *a, **k: None)
+    monkeypatch.setattr(cards, "linked_elsewhere_refusal", lambda *a, **k: None)
     racers = accounts(6)
     results = run_at_once(
         [lambda a=a: card_link(account_id=a.pk, card=card_input(), now=now) for a in racers]

@@ -21,7 +21,7 @@ from payments.services import order_three_ds
 from payments.services.scheduled_charging import charges_retry_failed
 from payments.services.ledger import account_balance
 from payments.services.lifecycle import verifications_fail_abandoned
-from payments.services.linking import three_ds_complete
+from payments.services.cards import three_ds_complete
 from payments.services.settlement import settle_accounts
 from tests.concurrency import errors_of, run_at_once
 from tests.payments.invariants import assert_all_invariants, credit

@@ -17,7 +17,7 @@ from payments.errors import VerificationNotPending
 from payments.gateways.simulated import PROCESSOR
 from payments.models import PaymentMethod, ThreeDSChallenge, VerificationHold
 from payments.services import account_create, card_link, holds_release_due, payment_method_remove, three_ds_complete
-from payments.services import linking, verification
+from payments.services import verification
 from payments.services.lifecycle import verifications_fail_abandoned
 from tests.helpers.cards import card_input
 
@@ -56,7 +56,7 @@ def test_link_5_hold_never_sent_for_a_method_unlinked_after_its_challenge_closed
     result = card_link(account_id=account.pk, card=card_input(), now=now)
     PaymentMethod.objects.filter(pk=result.method.pk).update(status=Status.REMOVED, removed_at=now)
     with pytest.raises(VerificationNotPending):
-        linking.payment_method_verify_with_hold(method_id=result.method.pk, now=now)
+        verification.payment_method_verify_with_hold(method_id=result.method.pk, now=now)
     assert hold_key(result.method) not in PROCESSOR.results
     assert PaymentMethod.objects.get(pk=result.method.pk).hold_auth_key == ""
 

@@ -47,12 +47,13 @@ from payments.models import Account, Bill, Charge, LedgerEntry, PaymentMethod, T
 from payments.services import accounts as account_services
 from payments.services import bills as bill_services
 from payments.services import (
+    cards,
     charge_execution,
     holds,
     lifecycle,
-    linking,
     order_three_ds,
     orders,
+    paypal,
     scheduled_charging,
     settlement,
     usage,
@@ -235,17 +236,17 @@ class BillingMachine(RuleBasedStateMachine):
                           now=self.now)
                 self.call(dedicated_account_issue, account_id=account.pk, actor=self.staff.manager_a, now=self.now)
         if method == "card":
-            self.call(linking.card_link, account_id=account.pk, card=world.card(world.fresh_card_number()), now=self.now)
+            self.call(cards.card_link, account_id=account.pk, card=world.card(world.fresh_card_number()), now=self.now)
         elif method == "special":
             number = pick(SPECIAL_WEIGHTED, special)
-            self.call(linking.card_link, account_id=account.pk, card=world.card(number), now=self.now)
+            self.call(cards.card_link, account_id=account.pk, card=world.card(number), now=self.now)
         elif method == "paypal":
             result, _ = self.call(
-                linking.paypal_link, account_id=account.pk, email=f"payer{self.seq}@example.com",
+                paypal.paypal_link, account_id=account.pk, email=f"payer{self.seq}@example.com",
                 payer_id=self.next_ref("PAYER"), country=country, now=self.now,
             )
             if result is not None:
-                self.call(linking.paypal_agreement_complete, method_id=result.method.pk, approved=True,
+                self.call(paypal.paypal_agreement_complete, method_id=result.method.pk, approved=True,
                           has_funding_source=True, now=self.now)
 
     @initialize(specs=st.lists(account_spec, min_size=1, max_size=2))
@@ -291,7 +292,7 @@ class BillingMachine(RuleBasedStateMachine):
         number = world.fresh_card_number() if fresh else pick(SPECIAL_WEIGHTED, special)
         # A card expiring in December 2026 expires while the clock runs (DEL-5).
         card = world.card(number, exp_month=12, exp_year=2026 if short_expiry else 2029)
-        self.call(linking.card_link, account_id=self.account(i), card=card, now=self.now)
+        self.call(cards.card_link, account_id=self.account(i), card=card, now=self.now)
 
     @rule(i=index, outcome=st.sampled_from(("success", "success", "failure")), twice=st.booleans())
     def complete_3ds(self, i, outcome, twice):
@@ -301,7 +302,7 @@ class BillingMachine(RuleBasedStateMachine):
         if challenge is None:
             return
         for_order = ThreeDSChallenge.objects.for_orders().filter(pk=challenge).exists()
-        complete = order_three_ds.order_three_ds_complete if for_order else linking.three_ds_complete
+        complete = order_three_ds.order_three_ds_complete if for_order else cards.three_ds_complete
         self.call(complete, challenge_id=challenge, outcome=outcome, now=self.now)
         if twice:
             _, refused = self.call(complete, challenge_id=challenge, outcome=outcome, now=self.now)
@@ -318,18 +319,18 @@ class BillingMachine(RuleBasedStateMachine):
                 kind=PaymentMethod.Kind.PAYPAL, status=PaymentMethod.Status.PENDING,
                 agreement_state=PaymentMethod.AgreementState.NOT_APPROVED)), i)
             if method is not None:
-                self.call(linking.paypal_agreement_complete, method_id=method, approved=True,
+                self.call(paypal.paypal_agreement_complete, method_id=method, approved=True,
                           has_funding_source=True, now=self.now)
             return
         payer_id = self.next_ref("PAYER") if payer == "fresh" else payer
         result, _ = self.call(
-            linking.paypal_link, account_id=self.account(i), email=f"{payer_id.lower()}@example.com",
+            paypal.paypal_link, account_id=self.account(i), email=f"{payer_id.lower()}@example.com",
             payer_id=payer_id, country="US", now=self.now,
         )
         if result is None or answer == "later":
             return
         self.call(
-            linking.paypal_agreement_complete, method_id=result.method.pk, approved=answer != "cancel",
+            paypal.paypal_agreement_complete, method_id=result.method.pk, approved=answer != "cancel",
             has_funding_source=answer != "nofunding", now=self.now,
         )
 

@@ -19,7 +19,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from stdnum import luhn
 
-from payments.services.linking import CardInput
+from payments.services.cards import CardInput
 from tests.remittances.samples import build
 
 UTC = timezone.utc
