@@ -208,16 +208,20 @@ class Story(CreditSide):
     def schedule_current_usage(self) -> None:
         """This month's usage so far: reported, not billed until the month ends (PAY-3)."""
         clock = self.clock
-        start = max(clock.current.start + timedelta(days=1), clock.month_end_run(clock.past[-1]) + timedelta(hours=1))
+        month_end_run = clock.month_end_run(clock.past[-1])
+        start = max(clock.current.start + timedelta(days=1), month_end_run + timedelta(hours=1))
         end = clock.now - timedelta(minutes=30)
-        if end - start < timedelta(hours=2):
-            return
         monthly = self.amount(30, 400) if not self.credit_line else self.amount(400, 2500)
-        share = Decimal(str(round(min(1.0, (clock.now - clock.current.start) / timedelta(days=30)), 2)))
+        # At least a cent: on the 1st the month has barely begun, yet it has usage (PAY-3 waits).
+        share = max(Decimal("0.01"), Decimal(str(round(min(1.0, (clock.now - clock.current.start) / timedelta(days=30)), 2))))
         part = (monthly * share).quantize(CENT)
-        if part > 0:
+        if end - start < timedelta(hours=2):
+            # The first hours of a month (the 1st, or the 2nd before the window opens): reported
+            # just now, after the month-end run that billed last month.
+            when = clock.before_now(clock.now, after=month_end_run)
+        else:
             when = (start + (end - start) * self.rng.uniform(0.3, 0.9)).replace(microsecond=0)
-            self.timeline.add(when, lambda t: self.report_usage(t, clock.current, 1, part))
+        self.timeline.add(when, lambda t: self.report_usage(t, clock.current, 1, part))
 
     def schedule_orders(self) -> None:
         clock, rng = self.clock, self.rng
