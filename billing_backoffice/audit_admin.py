@@ -1,5 +1,9 @@
 """The audit trail in the admin (SEC-2): a per-object "History" and a searchable audit log.
 
+Size: one piece because the audit log's one bounded query (per-table index choice, the
+"before" lookup, the key paging) and the History page that renders its rows share one event
+shape; split apart, each half would restate the other's assumptions about that query.
+
 - History: the change page's "History" link of every audited model shows that object's events
   (time, who, what changed: field, before -> after) above Django's own admin log. Visible to
   whoever may view the object, like Django's history page.
@@ -18,6 +22,7 @@ of those rows finds its previous event (its "before") through the (object, id) i
 union is cut to a page. Paging is by key ("older than this event"), never by OFFSET.
 
 Imported from ``payments/admin/__init__.py``, so it is registered with the other admins.
+
 """
 
 from __future__ import annotations

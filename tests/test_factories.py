@@ -19,9 +19,8 @@ from payments.services.ledger import InsufficientBalance, account_balance
 pytestmark = pytest.mark.django_db
 
 APPS = ("payments", "remittances", "billing_backoffice")
-# Models that feature work (h10: reversals and reconciliation) is adding right now: their
-# factories come with them. Remove a name once it has one.
-BEING_ADDED = {"remittances.BankReversal", "remittances.ReconciliationDay", "remittances.ReconciliationException"}
+# Models whose factory is still to come (none today): a new model may wait here for one commit.
+BEING_ADDED: set[str] = set()
 ALL_FACTORIES = [getattr(factories, name) for name in factories.__all__]
 
 

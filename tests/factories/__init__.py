@@ -3,7 +3,7 @@
 Every model of the apps has one (``tests/test_factories.py`` checks it): accounts and staff
 (``accounts``), the linking models (``linking``), usage, bills, charges and ledger entries
 (``billing``), credit control and notifications (``credit_control``), the remittances models
-(``remittances``), refunds, transfers and payment files (``refunds``), scheduled runs and job item
+(``remittances``), reversals and the daily proof (``reconciliation``), refunds, transfers and payment files (``refunds``), scheduled runs and job item
 failures (``core``). They build rows as the services would leave them; tests of a rule call the services.
 """
 
@@ -12,6 +12,7 @@ from .billing import BillFactory, ChargeFactory, LedgerEntryFactory, UsageRecord
 from .core import JobItemFailureFactory, ScheduledRunFactory
 from .credit_control import CreditHoldFactory, NotificationFactory, ReminderFactory, ReminderPauseFactory
 from .linking import CardMethodFactory, ChallengeFactory, HoldFactory, LinkAttemptFactory, PayPalMethodFactory
+from .reconciliation import BankReversalFactory, ReconciliationDayFactory, ReconciliationExceptionFactory
 from .refunds import FundsTransferFactory, PaymentFileFactory, RefundRequestFactory
 from .remittances import (
     BankStatementFactory,
@@ -25,6 +26,7 @@ from .remittances import (
 
 __all__ = [
     "AccountFactory",
+    "BankReversalFactory",
     "BankStatementFactory",
     "BankTransactionFactory",
     "BankTransactionKeyFactory",
@@ -43,6 +45,8 @@ __all__ = [
     "NotificationFactory",
     "PayPalMethodFactory",
     "PaymentFileFactory",
+    "ReconciliationDayFactory",
+    "ReconciliationExceptionFactory",
     "RefundRequestFactory",
     "ReminderFactory",
     "ReminderPauseFactory",
