@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing_backoffice import money
+from billing_backoffice.errors import BillingError
 from payments.api.clients import api_client_token_issue
 from payments.models import Bill, LinkAttempt, PaymentMethod, UsageRecord
 from payments.services import orders, scheduled_charging, usage
@@ -162,7 +163,7 @@ def test_pay_2_usage_period_outside_its_window_is_refused_422(api, months):
 @pytest.mark.parametrize("period", ["1900-01", "9999-12"])
 def test_pay_2_usage_periods_1900_and_9999_are_refused(now, period):
     account, _ = card_account()
-    with pytest.raises(orders.BillingError) as refused:
+    with pytest.raises(BillingError) as refused:
         usage.usage_record(account_id=account.pk, amount="1.00", currency="USD", period=period, reference="p", now=now)
     assert refused.value.rule == "PAY-2"
 
