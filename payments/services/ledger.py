@@ -3,7 +3,7 @@
 ``LedgerEntry`` has three writers, each keeping the invariants in its own way:
 
 - ``ledger_post`` (and ``ledger_reverse``, which posts through it): one entry per business event.
-  I6: a non-zero Decimal of at most two places in a three-letter currency. I2: idempotent by
+  I6: a non-zero Decimal of at most two places in an accepted ISO 4217 currency. I2: idempotent by
   reference: the first posting of an event wins, a replay with the same figures returns it
   unchanged, a replay with other figures is refused (``ReferenceReused``). I3: it locks the
   account row, so postings for one account are serialised, and refuses a debit that would take
@@ -21,7 +21,7 @@
 
 Whoever writes, the database keeps I1 and the rest: triggers refuse UPDATE, DELETE and TRUNCATE
 and copy every insert into the audit trail (SEC-2); the reference is unique; CheckConstraints
-refuse a zero amount, a currency that is not three capitals and a reversal without its original
+refuse a zero amount, a currency that is not an accepted ISO 4217 code (``billing_backoffice.money``) and a reversal without its original
 (``payments/models/ledger.py``). A new writer must keep all of this; prefer ``ledger_post``.
 """
 
@@ -34,7 +34,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
-from billing_backoffice.money import InvalidAmount  # noqa: F401 - one I6 error for the project
+from billing_backoffice.money import InvalidAmount, currency_validate  # noqa: F401 - one I6 error for the project
 from payments.errors import AccountNotFound
 from payments.models import Account, LedgerEntry
 from payments.errors import InsufficientBalance, ReferenceReused  # noqa: F401 (raised here)
@@ -86,11 +86,9 @@ def ledger_post(
 ) -> Posting:
     """Post one entry for one business event, at most once (I2); debits respect I3."""
     amount = money(amount)
-    currency = (currency or "").upper()
     if amount == 0:
         raise InvalidAmount("A ledger entry cannot be zero.")
-    if len(currency) != 3 or not currency.isalpha():
-        raise InvalidAmount(f"{currency!r} is not an ISO 4217 currency code.")
+    currency = currency_validate(currency)  # I6: the project's one currency check
     existing = LedgerEntry.objects.filter(reference=reference).first()
     if existing is not None:
         if not _same_event(existing, account_id=account_id, amount=amount, currency=currency, kind=kind):
@@ -165,7 +163,7 @@ def ledger_credit_many(*, credits: list[Credit], now: datetime, actor=None) -> d
         amount = money(credit.amount)
         if amount <= 0:
             raise InvalidAmount(f"ledger_credit_many posts credits only; got {amount} for {credit.reference}.")
-        rows.append((credit.account_id, amount, credit.currency.upper(), credit.kind, credit.reference, credit.memo[:300]))
+        rows.append((credit.account_id, amount, currency_validate(credit.currency), credit.kind, credit.reference, credit.memo[:300]))
     account_ids = sorted({row[0] for row in rows})
     locked = list(Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk").values_list("pk", flat=True))
     if len(locked) != len(account_ids):

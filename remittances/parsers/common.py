@@ -44,6 +44,9 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 def parse_currency(raw: str | None, *, where: str) -> str:
     code = (raw or "").strip().upper()
+    # Only the shape, not billing_backoffice.money's list of accepted codes: a real bank file may
+    # carry a withdrawn code (DEM in the mt-940 corpus) and must still be read; such a line credits
+    # nothing, since no receiving account holds that currency (currency mismatch -> review).
     if not _CURRENCY.match(code):
         raise BadAmount(f"{where}: {raw!r} is not an ISO 4217 currency code.")
     if code in NON_TWO_DECIMAL_CURRENCIES:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing_backoffice.money import InvalidAmount
+from billing_backoffice.money import InvalidAmount, InvalidCurrency
 from payments.models import LedgerEntry
 from payments.services.ledger import (
     Credit,
@@ -71,8 +71,8 @@ def test_i6_zero_and_bad_currency_refused_with_a_message(now):
     with pytest.raises(InvalidAmount) as zero:
         post(account, "0.00", "adj:6", now)
     assert zero.value.detail == "A ledger entry cannot be zero."
-    for currency in ("US1", "USDD", "", "12"):
-        with pytest.raises(InvalidAmount) as bad:
+    for currency in ("US1", "USDD", "", "12", "ZZZ", "XAU"):
+        with pytest.raises(InvalidCurrency) as bad:
             post(account, "1.00", f"adj:cur:{currency}", now, currency=currency)
         assert "is not an ISO 4217 currency code" in bad.value.detail
     assert not LedgerEntry.objects.filter(account=account).exists()
