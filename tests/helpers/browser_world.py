@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.operations import RunPython
 from django.utils import timezone
+
+from billing_backoffice import staff_roles
 
 from payments.models import Account, PaymentMethod
 from tests.factories import (
@@ -18,9 +27,10 @@ from tests.factories import (
     ChargeFactory,
     CreditLimitRequestFactory,
     LedgerEntryFactory,
+    UserFactory,
 )
 from tests.helpers.claims import bank_txn, console_claim
-from tests.helpers.roles import FINANCE, MANAGERS, in_group
+from tests.helpers.roles import FINANCE, MANAGERS
 
 # The main lists (issue 10): the admin changelists people work from.
 MAIN_LISTS = {
@@ -43,12 +53,53 @@ def lists_for(user) -> dict[str, str]:
     }
 
 
+@functools.cache
+def role_grants() -> tuple:
+    """The forward steps of every migration that grants or revokes role permissions (those that
+    use ``billing_backoffice.staff_roles``), in migration order."""
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    plan = []
+    for leaf in sorted(loader.graph.leaf_nodes()):
+        plan += [node for node in loader.graph.forwards_plan(leaf) if node not in plan]
+    steps = []
+    for node in plan:
+        migration = loader.graph.nodes[node]
+        module = sys.modules[type(migration).__module__]
+        if getattr(module, "grant", None) is staff_roles.grant:
+            steps += [(module, op.code) for op in migration.operations if isinstance(op, RunPython)]
+    return tuple(steps)
+
+
+def _grant_existing(apps, app_label: str, roles: dict) -> None:
+    """``staff_roles.grant`` of the codenames that still exist (a later migration renamed the others)."""
+    staff_roles._ensure_permissions(apps, app_label)
+    Permission = apps.get_model("auth", "Permission")
+    for name, codenames in roles.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+
+
+def real_role(name: str, username: str):
+    """A member of the role group with exactly what the migrations grant it. The browser tests'
+    database is flushed after each test (groups included), so the grants are replayed first."""
+    with connection.schema_editor(atomic=False) as editor:
+        for module, step in role_grants():
+            module.grant = _grant_existing
+            try:
+                step(django_apps, editor)
+            finally:
+                module.grant = staff_roles.grant
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=name))
+    return type(user).objects.get(pk=user.pk)  # fresh: no cached permissions
+
+
 def manager(username: str = "ann.manager"):
-    return in_group(MANAGERS, username)
+    return real_role(MANAGERS, username)
 
 
 def finance(username: str = "fred.finance"):
-    return in_group(FINANCE, username)
+    return real_role(FINANCE, username)
 
 
 @dataclass
