@@ -83,3 +83,14 @@ def signed_in(browser, base_url, otp_on, transactional_db):
     yield sign_in
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks a page starts run at once, in the live server's thread (no worker in these tests)."""
+    from billing_backoffice.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous

@@ -89,3 +89,57 @@ def serious_violations(results) -> list[str]:
             targets = [", ".join(node.get("target", [])) for node in violation.get("nodes", [])[:3]]
             found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets}")
     return found
+
+
+# --- page steps shared by the workflows -----------------------------------------------------------
+
+CONTENT_SUBMIT = "#content form [type=submit]"
+
+
+def submit_content_form(page, label: str | None = None) -> None:
+    """Press the page's own submit button (never the header's log-out form); by its label when
+    the page has several."""
+    buttons = page.locator(CONTENT_SUBMIT)
+    if label is not None:
+        buttons = page.locator(f"#content form input[type=submit][value='{label}'], #content form button:has-text('{label}')")
+    buttons.first.click()
+    page.wait_for_load_state()
+
+
+def messages_text(page) -> str:
+    return " ".join(page.locator("ul.messagelist li").all_inner_texts())
+
+
+def choose_account(page, field: str, term: str) -> None:
+    """Fill an account field by UID or name: through the autocomplete when the field has one
+    (Django's select2 widget), else by typing into the field."""
+    select2 = page.locator(f"select[name={field}] + .select2 .select2-selection")
+    if select2.count():
+        select2.first.click()
+        page.locator(".select2-search__field").fill(term)
+        option = page.locator(".select2-results__option:not(.loading-results)", has_text=term)
+        option.first.click()
+        return
+    page.fill(f"input[name={field}]", term)
+    suggestion = page.locator(f"[data-autocomplete-for={field}] [role=option], #{field}-suggestions [role=option]")
+    if suggestion.count():
+        suggestion.first.click()
+
+
+def changelist_count(page) -> int:
+    """The row count a changelist states under its table ("12 bills", "1 bill")."""
+    text = page.locator("p.paginator").first.inner_text()
+    match = re.search(r"(\d[\d,\u202f\u00a0 ]*)\s+\S", text)
+    assert match, f"no count in the paginator: {text!r}"
+    return int(re.sub(r"\D", "", match.group(1)))
+
+
+def run_action(page, action_label: str, row_ids) -> None:
+    """Tick these rows of the changelist, choose the action by its label and press Go."""
+    for row_id in row_ids:
+        page.check(f"#result_list input[name=_selected_action][value='{row_id}']")
+    select = page.locator("#changelist-form select[name=action]")
+    value = select.locator("option", has_text=action_label).first.get_attribute("value")
+    select.select_option(value)
+    page.click("#changelist-form button[name=index], #changelist-form .actions [type=submit]")
+    page.wait_for_load_state()

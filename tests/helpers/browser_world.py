@@ -94,6 +94,13 @@ def real_role(name: str, username: str):
     return type(user).objects.get(pk=user.pk)  # fresh: no cached permissions
 
 
+def both_roles(username: str = "mia.both"):
+    """A staff member who holds both roles (a small team): still never decides a claim she took part in."""
+    user = real_role(MANAGERS, username)
+    user.groups.add(Group.objects.get(name=FINANCE))
+    return type(user).objects.get(pk=user.pk)
+
+
 def manager(username: str = "ann.manager"):
     return real_role(MANAGERS, username)
 
