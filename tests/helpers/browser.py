@@ -143,3 +143,26 @@ def run_action(page, action_label: str, row_ids) -> None:
     select.select_option(value)
     page.click("#changelist-form button[name=index], #changelist-form .actions [type=submit]")
     page.wait_for_load_state()
+
+
+def fill_field(page, name: str, value: str) -> None:
+    """Type into a text field, or choose the option of a select, named ``name``."""
+    field = page.locator(f"#content [name={name}]").first
+    if field.evaluate("element => element.tagName") == "SELECT":
+        field.select_option(value)
+    else:
+        field.fill(value)
+
+
+def confirm(page, steps, what: str) -> str:
+    """The confirmation page of an irreversible or money-moving action (issue 10): screenshot it,
+    return what it says will happen, and press Confirm."""
+    button = page.locator("#content form [type=submit]", has_text="Confirm")
+    if not button.count():
+        button = page.locator("#content form input[type=submit][value^='Confirm']")
+    button.first.wait_for(timeout=5_000)
+    steps.shot(page, f"confirm {what}")
+    said = page.locator("#content").inner_text()
+    button.first.click()
+    page.wait_for_load_state()
+    return said
