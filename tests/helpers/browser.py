@@ -129,9 +129,10 @@ def choose_account(page, field: str, term: str) -> None:
 def changelist_count(page) -> int:
     """The row count a changelist states under its table ("12 bills", "1 bill")."""
     text = page.locator("p.paginator").first.inner_text()
-    match = re.search(r"(\d[\d,\u202f\u00a0 ]*)\s+\S", text)
-    assert match, f"no count in the paginator: {text!r}"
-    return int(re.sub(r"\D", "", match.group(1)))
+    # Page links come first ("1 2 3 ... 12"); the count is the last number followed by a word.
+    counts = re.findall(r"(\d[\d,.\u202f\u00a0]*)\s+[^\W\d]", text)
+    assert counts, f"no count in the paginator: {text!r}"
+    return int(re.sub(r"\D", "", counts[-1]))
 
 
 def run_action(page, action_label: str, row_ids) -> None:
