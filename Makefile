@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run test bench migrate clean deploy-check mutate test-shifted
+.PHONY: install run test bench migrate clean deploy-check mutate test-shifted screenshots
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ test-shifted: install
 mutate: install
 	$(PY) -m pip install --quiet -e '.[test,mutate]'
 	bash scripts/mutate.sh $(MUTATE_GROUPS)
+
+# The browser tests (tests/browser: Debian's chromium, every step a PNG in test-artifacts/browser/),
+# then the README's screenshots copied from them to docs/screenshots/ (scripts/copy_screenshots.py).
+# A failing browser test does not stop the copy (its steps up to the failure are still pictures).
+screenshots: install
+	$(PY) -m pytest tests/browser -m browser -q $(PYTEST_ARGS) || true
+	$(PY) scripts/copy_screenshots.py
 
 # Small tier of every benchmark (benchmarks/run_all.py); figures in benchmarks/results/latest.json.
 bench: install
