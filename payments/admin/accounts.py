@@ -1,5 +1,7 @@
-"""Admin of accounts: contact details only are editable, with the account's payment methods,
-holds and recent link attempts inline, and the deactivate / reactivate actions (LIFE-1, LIFE-2).
+"""Admin of accounts: contact details only are editable; the change page tells the account's
+whole story in bounded panels (``account_panels.py``: methods, holds, link attempts, bills,
+charges, ledger, audit, and the remittances app's credit, dedicated account and claims); the
+deactivate / reactivate actions (LIFE-1, LIFE-2).
 
 Money, status and derived fields are ``readonly_fields``: they change only through services.
 """
@@ -10,67 +12,20 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.db.models import Prefetch
-from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyInline, has_model_perm, run_service_action
+from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from payments import services
-from payments.admin.display import EMPTY, MethodDisplayMixin, masked_html
-from payments.models import Account, LinkAttempt, PaymentMethod, VerificationHold
+from payments.admin import account_page  # noqa: F401  (registers the payments panels)
+from payments.admin.account_panels import panels_for
+from payments.admin.display import EMPTY, masked_html
+from payments.models import Account, PaymentMethod
 from payments.selectors import account_uid_or_pk
 from payments.services.accounts import silent_period_ends_at
 from payments.services.credit_control import account_credit_state
-
-
-# --- inlines on the account page -------------------------------------------------------------
-
-
-class PaymentMethodInline(MethodDisplayMixin, ReadOnlyInline):
-    model = PaymentMethod
-    fields = readonly_fields = (
-        "method_masked", "network", "status_display", "is_default", "expiry", "created_at"
-    )
-
-
-class HoldInline(ReadOnlyInline):
-    model = VerificationHold
-    fk_name = "account"
-    fields = readonly_fields = (
-        "method", "amount", "currency", "status", "placed_at", "release_deadline", "released_at"
-    )
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("payment_method")
-
-    @admin.display(description="method")
-    def method(self, obj: VerificationHold):
-        return masked_html(obj.payment_method)
-
-
-class RecentAttemptsFormSet(BaseInlineFormSet):
-    """Only the newest ``limit`` attempts: an account can collect thousands (LINK-7)."""
-
-    limit = 20
-
-    def get_queryset(self):
-        # Sliced once and cached: the inline formset filters by account before this runs.
-        if not hasattr(self, "_recent"):
-            self._recent = super().get_queryset()[: self.limit]
-        return self._recent
-
-
-class LinkAttemptInline(ReadOnlyInline):
-    model = LinkAttempt
-    formset = RecentAttemptsFormSet
-    verbose_name_plural = "link attempts (20 most recent)"
-    fields = readonly_fields = ("created_at", "kind", "outcome", "reason", "rule", "card", "detail")
-
-    @admin.display(description="card")
-    def card(self, obj: LinkAttempt):
-        return f"•••• {obj.last4}" if obj.last4 else EMPTY
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -103,7 +58,9 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
     search_help_text = "Account UID or id (digits), exact e-mail, or part of the name."
     raw_id_fields = ("account_manager",)
     actions = ("deactivate_selected", "reactivate_selected")
-    inlines = (PaymentMethodInline, HoldInline, LinkAttemptInline)
+    # Methods, holds, link attempts and the rest of the story are panels (account_page.py,
+    # remittances/admin/account_panels.py), each one bounded query: no inline formsets.
+    change_form_template = "admin/payments/account/change_form.html"
     fieldsets = (
         (None, {"fields": ("uid", "name", "email", "kind", "country", "region", "account_manager")}),
         ("Status", {"fields": ("status", "deactivated_at", "silent_period_end", "closed_at", "kyc_status")}),
@@ -134,6 +91,12 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related(
             Prefetch("payment_methods", queryset=defaults, to_attr="default_methods")
         )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        """Issue 10: the whole story of the account, panel by panel (account_panels.py)."""
+        if obj is not None:
+            context["account_panels"] = panels_for(request, obj, timezone.now())
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -32,6 +32,7 @@ from billing_backoffice.admin_site import (
     run_service_action,
 )
 from billing_backoffice.errors import BillingError
+from payments.admin import bill_page
 from payments.admin.display import account_link, route_search
 from payments.models import Account, Bill
 from payments.selectors import settlement_switch_history
@@ -131,6 +132,7 @@ class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         ("Period", {"fields": ("period_start", "period_end", "issued_at", "due_date")}),
         ("Amounts", {"fields": ("amount_before_tax", "tax", "total", "currency", "amount_paid", "outstanding", "status", "paid_at")}),
         ("Ledger", {"fields": ("ledger",)}),
+        ("Charge attempts and payments", {"fields": ("charge_attempts", "payments_made")}),
     )
     readonly_fields = tuple(f for _, spec in fieldsets for f in spec["fields"])
 
@@ -158,6 +160,14 @@ class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             '<a href="{}">{}</a>', reverse("admin:payments_bill_settlement", args=[obj.account_id]), state
         )
+
+    @admin.display(description="charge attempts (PAY-1..5)")
+    def charge_attempts(self, obj: Bill):
+        return bill_page.charge_attempts_html(obj)
+
+    @admin.display(description="payments (ledger, SET-2/SET-3)")
+    def payments_made(self, obj: Bill):
+        return bill_page.payments_html(obj)
 
     @admin.display(description="ledger")
     def ledger(self, obj: Bill):

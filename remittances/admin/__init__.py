@@ -1,3 +1,3 @@
 """Admin screens of the remittances app, one module per area."""
 
-from . import accounts, claims, credit, reconciliation, refunds, statements  # noqa: F401  (registers the ModelAdmins)
+from . import account_panels, accounts, claims, credit, reconciliation, refunds, statements  # noqa: F401  (registers the ModelAdmins)
