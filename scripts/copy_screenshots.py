@@ -29,8 +29,8 @@ CHOSEN = {
     "statement-summary": ("test_rem_4_finance_uploads_a_statement_and_sees_the_progress_and_the_summary", "*-summary.png"),
     "credit-application": ("test_cred_2_rem_3_credit_application_by_uid_approved_by_another_manager_then_account_issued_and_form_downloaded", "*-record-a-credit-application.png"),
     "issue-confirmation": ("test_cred_2_rem_3_credit_application_by_uid_approved_by_another_manager_then_account_issued_and_form_downloaded", "*-confirm-issue-the-dedicated-account.png"),
-    "eu-card-3ds": ("test_tds_del_3_eu_card_waiting_for_3ds_explained_and_removal_refused_before_confirming", "*-eu-customer-s-page.png"),
-    "removal-refused": ("test_tds_del_3_eu_card_waiting_for_3ds_explained_and_removal_refused_before_confirming", "*-remove-told-why-before-confirming.png"),
+    "eu-card-3ds": ("test_link_5_eu_customer_page_explains_the_card_waiting_for_3_d_secure", "*-eu-customer-s-page.png"),
+    "removal-refused": ("test_del_3_removing_a_method_that_cannot_be_removed_is_refused_before_confirming", "*-remove-told-why-before-confirming.png"),
     "pay-from-balance": ("test_set_3_finance_pays_a_bill_from_the_balance_after_seeing_amount_and_balance_after", "*-confirm-pay-from-balance.png"),
 }
 
