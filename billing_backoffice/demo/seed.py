@@ -49,6 +49,7 @@ from .billing import Staff
 from .builder import AccountBuilder
 from .clock import Clock
 from .history import seed_history
+from .seed_credit_control import seed_credit_control
 from .plans import AccountPlan
 from .tables import ACCOUNT_COUNT, UID_PREFIX, demo_uid
 
@@ -174,6 +175,7 @@ def seed_demo(*, now: datetime, password: str, count: int = ACCOUNT_COUNT) -> Se
         _save(plans)
         staff = Staff(manager=users["manager"], manager2=users["manager2"], finance=users["finance"])
         stories = seed_history(now=now, staff=staff, count=count)
+        seed_credit_control(now=now, manager=users["manager"])  # CC-1..3, NOTIFY-1: levels, a hold, a pause, a mailbox
     return SeedResult(
         created_accounts=len(plans),
         existing_accounts=len(existing),
