@@ -112,8 +112,9 @@ def test_rem_4_finance_uploads_a_statement_and_sees_the_progress_and_the_summary
     summary = fred.locator("#job-summary, #statement-summary").first
     summary.wait_for(timeout=30_000)
     steps.shot(fred, "summary")
-    assert "unmatched" in summary.inner_text().lower()
     statement = BankStatement.objects.get()
+    said = summary.inner_text().lower()
+    assert "credited" in said and str(statement.summary["unmatched"]) in said, said
     fred.goto(f"{base_url}/admin/remittances/bankstatement/{statement.pk}/change/")
     steps.shot(fred, "summary on the statement")
     assert str(statement.summary["unmatched"]) in fred.locator("#content").inner_text()
