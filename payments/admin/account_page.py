@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_backoffice.admin_site import money_cell
+from billing_backoffice.audit import BASELINE_LABEL
 from billing_backoffice.audit_admin import audit_rows
 from payments import account_story as story
 from payments.admin.account_panels import AccountPanel, PanelTable, bounded, register_account_panel
@@ -176,7 +177,9 @@ def audit_panel(account: Account, now) -> PanelTable:
     events, more = bounded(audit_rows(models_=[Account], object_id=account.pk, limit=LIMIT + 1), LIMIT)
     rows = []
     for event in events:
-        changes = "; ".join(f"{c.field}: {c.before} → {c.after}" for c in event.changes)
+        # A creation or baseline event lists every field: its note says enough here (History has the rest).
+        shown = [] if event.label in ("insert", BASELINE_LABEL) else event.changes
+        changes = "; ".join(f"{c.field}: {c.before} → {c.after}" for c in shown)
         rows.append([when(event.created_at), event.label, event.actor or "no context (direct database change)",
                      " ".join(part for part in (event.note, changes) if part) or EMPTY])
     return PanelTable(

@@ -150,6 +150,7 @@ def test_sec_2_audit_panel_shows_who_changed_the_account(client, superuser):
                 {"name": "After", "email": account.email, "account_manager": ""})
     shown = text(panel(page_of(client, account), "audit"))
     assert "name: Before → After" in shown and "root" in shown
+    assert "created" in shown and "paypal charge threshold" not in shown  # a creation is not every field again
     assert reverse("admin:payments_account_history", args=[account.pk]) in page_of(client, account)
 
 
