@@ -16,10 +16,12 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from import_export import resources, widgets
 
 from billing_backoffice.errors import BillingError
+from billing_backoffice.money import money_text
 from billing_backoffice.url_converters import MAX_ID  # noqa: F401 - re-exported for the admins
 
 # Group names created by payments/migrations/0002_staff_groups.py (seed_demo uses them too).
@@ -183,6 +185,35 @@ def digits_pk(term: str, field: str = "pk") -> Q:
     (a server error instead of an empty result).
     """
     return Q(**{field: int(term)}) if int(term) <= MAX_ID else Q(pk__in=[])
+
+
+# --- amounts on screens ----------------------------------------------------------------------------
+
+
+def money_cell(amount, currency, *, signed: bool = False):
+    """An amount with its currency in a list or on a page (``50,000.00 USD``), never wrapped."""
+    return format_html('<span class="money" style="white-space: nowrap">{}</span>',
+                       money_text(amount, currency, signed=signed))
+
+
+def money_column(amount: str = "amount", currency: str = "currency", *, description: str | None = None,
+                 signed: bool = False):
+    """A changelist column of ``obj.<amount>`` in ``obj.<currency>`` (a dotted path for a related
+    row's currency, e.g. ``"day.currency"``), sortable by the amount; one column instead of two::
+
+        amount_display = money_column("amount", "currency")
+    """
+
+    def currency_of(obj):
+        for part in currency.split("."):
+            obj = getattr(obj, part) if obj is not None else None
+        return obj
+
+    @admin.display(description=description or amount.replace("_", " "), ordering=amount)
+    def column(self, obj):
+        return money_cell(getattr(obj, amount), currency_of(obj), signed=signed)
+
+    return column
 
 
 # --- exports ---------------------------------------------------------------------------------------

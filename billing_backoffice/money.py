@@ -154,3 +154,23 @@ class AmountFormField(forms.DecimalField):
             return amount_validate(value, allow_zero=self.allow_zero, maximum=self.maximum)
         except InvalidAmount as error:
             raise forms.ValidationError(error.detail, code=error.code) from None
+
+
+# --- display ---------------------------------------------------------------------------------------
+
+
+def money_text(amount, currency: str | None, *, signed: bool = False) -> str:
+    """``50000`` + ``USD`` -> ``"50,000.00 USD"``: thousands separators, the currency's own minor
+    unit (``"5,000 JPY"``), the code after the amount. The one formatter of amounts on screens.
+
+    ``signed`` puts ``+`` before a credit (ledger movements); a debit always shows its ``-``.
+    An empty amount is shown as an em dash; an unknown code keeps two decimals.
+    """
+    if amount is None or amount == "":
+        return "—"
+    value = decimal_parse(amount)
+    code = (currency or "").strip().upper()
+    places = CURRENCIES.get(code, 2)
+    sign = "+" if signed and value > 0 else ""
+    text = f"{sign}{value:,.{places}f}"
+    return f"{text} {code}" if code else text

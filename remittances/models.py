@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 from payments.models import Account, LedgerEntry
 
 USER = settings.AUTH_USER_MODEL
@@ -74,7 +75,8 @@ class CreditLimitRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Credit {self.requested_limit} {self.currency} for {self.account_id} ({self.status})"
+        limit = money_text(self.requested_limit, self.currency)
+        return f"Credit limit {limit} for {self.account.name} ({self.account.uid}), {self.get_status_display().lower()}"
 
 
 @audit.track("remacct")
@@ -246,7 +248,7 @@ class BankTransaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} from {self.payer_name or 'unknown payer'} ({self.bank_reference})"
+        return f"{money_text(self.amount, self.currency)} from {self.payer_name or 'unknown payer'} ({self.bank_reference})"
 
 
 class BankTransactionKey(models.Model):
@@ -362,7 +364,7 @@ class RemittanceClaim(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Claim #{self.pk} {self.amount} {self.currency} ({self.status})"
+        return f"Claim #{self.pk} {money_text(self.amount, self.currency)} ({self.get_status_display().lower()})"
 
 
 # RFD-1..3 (issue 13): refunds, transfers and outgoing payment files live in their own module.

@@ -51,7 +51,7 @@ class ReconciliationDay(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.receiving_account_id} {self.day}: {self.verdict}"
+        return f"{self.receiving_account.number} {self.day}: {self.get_verdict_display().lower()}"
 
 
 @audit.track("rcnexc")

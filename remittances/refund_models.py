@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 from payments.models import Account, LedgerEntry
 
 USER = settings.AUTH_USER_MODEL
@@ -65,7 +66,7 @@ class PaymentFile(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"pain.001 {self.message_id} ({self.payment_count} x {self.currency}, {self.status})"
+        return f"pain.001 {self.message_id} ({self.payment_count} x {self.currency}, {self.get_status_display().lower()})"
 
 
 @audit.track("refund")
@@ -144,7 +145,7 @@ class RefundRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Refund #{self.pk} {self.amount} {self.currency} ({self.status})"
+        return f"Refund #{self.pk} {money_text(self.amount, self.currency)} ({self.get_status_display().lower()})"
 
 
 @audit.track("fundsxfer")
@@ -197,4 +198,5 @@ class FundsTransfer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Transfer #{self.pk} {self.amount} {self.currency} {self.from_account_id} -> {self.to_account_id}"
+        amount = money_text(self.amount, self.currency)
+        return f"Transfer #{self.pk} {amount} from {self.from_account.uid} to {self.to_account.uid}"

@@ -20,6 +20,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 from payments.models import Account, LedgerEntry
 
 
@@ -66,4 +67,4 @@ class BankReversal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Reversal #{self.pk} {self.amount} {self.currency} ({self.outcome})"
+        return f"Reversal #{self.pk} {money_text(self.amount, self.currency)} ({self.get_outcome_display().lower()})"

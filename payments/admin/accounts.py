@@ -102,8 +102,8 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if term.isdigit():
-            return queryset.filter(account_uid_or_pk(term)), False
+        if term.replace(" ", "").isdigit():  # a UID as printed in groups of four digits
+            return queryset.filter(account_uid_or_pk(term.replace(" ", ""))), False
         if "@" in term:
             return queryset.filter(email__iexact=term), False
         return queryset.filter(name__icontains=term), False

@@ -28,6 +28,8 @@ from billing_backoffice.admin_site import (
     BigTableAdminMixin,
     ReadOnlyAdminMixin,
     has_model_perm,
+    money_cell,
+    money_column,
     refusal_text,
     run_service_action,
 )
@@ -113,10 +115,10 @@ class SettlementSwitchForm(forms.Form):
 @admin.register(Bill)
 class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
-        "id", "reference", "account_uid", "region", "kind", "issued_at", "due_date", "total",
-        "amount_paid", "outstanding", "currency", "status", "settlement",
+        "reference", "account_uid", "status", "total_display", "outstanding", "due_date", "issued_at",
+        "kind", "region", "settlement",
     )
-    list_display_links = ("id", "reference")
+    list_display_links = ("reference",)
     list_filter = (
         "status", DueFilter, "due_date", AmountFilter, "account__region", "kind",
         "account__auto_settlement_enabled",
@@ -152,7 +154,9 @@ class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="outstanding")
     def outstanding(self, obj: Bill):
-        return obj.outstanding
+        return money_cell(obj.outstanding, obj.currency)
+
+    total_display = money_column("total")
 
     @admin.display(description="automatic settlement")
     def settlement(self, obj: Bill):

@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
+from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import EMPTY, account_link, route_search
 from payments.models import Charge, ThreeDSChallenge, UsageRecord
+from payments.reasons import reason_choices, reason_label
 
 
 class FailureReasonFilter(admin.SimpleListFilter):
@@ -34,10 +35,18 @@ class FailureReasonFilter(admin.SimpleListFilter):
         )
         if self.value():
             reasons.add(self.value())
-        return [(reason, reason) for reason in sorted(reasons)]
+        return reason_choices(reasons)
 
     def queryset(self, request, queryset):
         return queryset.filter(failure_reason=self.value()) if self.value() else queryset
+
+
+def bill_link(obj):
+    """The bill a charge or usage record belongs to, by its reference (never its id)."""
+    if obj.bill_id is None:
+        return EMPTY
+    return format_html('<a href="{}">{}</a>', reverse("admin:payments_bill_change", args=[obj.bill_id]),
+                       obj.bill.reference)
 
 
 # --- charges and usage ----------------------------------------------------------------------------
@@ -46,11 +55,11 @@ class FailureReasonFilter(admin.SimpleListFilter):
 @admin.register(Charge)
 class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
-        "id", "account_uid", "kind", "amount", "currency", "status", "failure_reason", "failure_rule",
-        "attempts", "created_at", "completed_at", "bill_id",
+        "id", "account_uid", "amount_display", "status", "failure", "kind", "created_at", "completed_at",
+        "attempts", "bill_link",
     )
-    list_filter = ("status", "kind", FailureReasonFilter)
-    list_select_related = ("account",)
+    list_filter = ("status", FailureReasonFilter, "kind")
+    list_select_related = ("account", "bill")
     raw_id_fields = ("account", "bill", "payment_method", "authenticated_by")
     ordering = ("-id",)
     search_fields = ("idempotency_key",)  # routed by get_search_results
@@ -60,6 +69,18 @@ class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "failure_rule", "failure_detail", "three_ds", "gateway_reference", "idempotency_key", "attempts",
         "created_at", "completed_at",
     )
+
+    amount_display = money_column("amount")
+
+    @admin.display(description="failure reason", ordering="failure_reason")
+    def failure(self, obj: Charge):
+        """PAY-5: the reason in words, with the rule that failed it."""
+        if not obj.failure_reason:
+            return EMPTY
+        label = reason_label(obj.failure_reason)
+        return f"{label} ({obj.failure_rule})" if obj.failure_rule else label
+
+    bill_link = admin.display(description="bill", ordering="bill_id")(lambda self, obj: bill_link(obj))
 
     def get_search_results(self, request, queryset, search_term):
         # The idempotency key is unique (indexed); the gateway reference has no index.
@@ -84,14 +105,17 @@ class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "account_uid", "amount", "currency", "period", "status", "reference", "reported_at", "charge_id", "bill_id")
+    list_display = ("id", "account_uid", "amount_display", "period", "status", "reference", "reported_at", "bill_link")
     list_filter = ("status",)
-    list_select_related = ("account",)
+    list_select_related = ("account", "bill")
     raw_id_fields = ("account", "charge", "bill")
     ordering = ("-id",)
     search_fields = ("reference",)  # routed by get_search_results
     search_help_text = "Usage id, account UID or id (digits), or the console's exact reference."
     fields = readonly_fields = ("account", "amount", "currency", "period", "status", "reference", "reported_at", "charge", "bill")
+
+    amount_display = money_column("amount")
+    bill_link = admin.display(description="bill", ordering="bill_id")(lambda self, obj: bill_link(obj))
 
     def get_search_results(self, request, queryset, search_term):
         return route_search(queryset, search_term, reference_field="reference")

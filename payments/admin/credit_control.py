@@ -30,6 +30,7 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from payments.admin.account_field import AccountChoiceField
 from payments.eligibility import Region
 from payments.models import Account, CreditHold, Notification, Reminder, ReminderPause
 from payments.models.credit_control import MAX_PAUSE
@@ -166,7 +167,7 @@ class CreditHoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class PauseForm(ForgetsCardNumbers, forms.Form):
-    account = forms.IntegerField(min_value=1, max_value=MAX_ID, help_text="Account id")
+    account = AccountChoiceField(ReminderPause._meta.get_field("account"))
     reason = forms.CharField(max_length=500, widget=forms.Textarea, validators=[card_number_free])
     ends_at = forms.DateTimeField(help_text=f"At most {MAX_PAUSE.days} days from now (UTC).")
 
@@ -201,11 +202,11 @@ class ReminderPauseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form = PauseForm(request.POST or None, initial={"account": request.GET.get("account")})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            if not Account.objects.filter(pk=data["account"]).exists():
+            if data["account"] is None:
                 form.add_error("account", "No such account.")
             else:
                 try:
-                    cc.reminder_pause(account_id=data["account"], reason=data["reason"], ends_at=data["ends_at"],
+                    cc.reminder_pause(account_id=data["account"].pk, reason=data["reason"], ends_at=data["ends_at"],
                                       actor=request.user, now=timezone.now())
                 except BillingError as error:
                     self.message_user(request, str(error), messages.ERROR)

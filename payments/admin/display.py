@@ -53,9 +53,19 @@ class MethodDisplayMixin:
 
 
 
-def account_link(account: Account):
+# A long customer name is cut with an ellipsis (its full text in the tooltip) so that a list row
+# never wraps and the columns after it stay on a 1440 px screen.
+NAME_CELL = ('<span class="account-name" title="{}" style="display: inline-block; max-width: 14em; overflow: hidden;'
+             ' text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom">{}</span>')
+
+
+def account_link(account: Account | None):
+    """The account's UID linked to its page, then its name: never its internal id."""
+    if account is None:
+        return EMPTY
     return format_html(
-        '<a href="{}">{}</a>', reverse("admin:payments_account_change", args=[account.pk]), account.uid
+        '<a href="{}">{}</a> ' + NAME_CELL,
+        reverse("admin:payments_account_change", args=[account.pk]), account.uid, account.name, account.name,
     )
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils import timezone
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, run_service_action
+from billing_backoffice.admin_site import (
+    BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, money_column, run_service_action,
+)
 from payments.admin.display import masked_html
 from payments.models import VerificationHold
 from payments.selectors import account_ids_named_by
@@ -52,7 +54,7 @@ class DueFilter(admin.SimpleListFilter):
 @admin.register(VerificationHold)
 class VerificationHoldAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
-        "id", "account_uid", "method", "amount", "currency", "status", "placed_at",
+        "id", "account_uid", "method", "amount_display", "status", "placed_at",
         "release_deadline", "overdue", "released_at", "release_attempts",
     )
     list_filter = ("status", CurrencyFilter, DueFilter)
@@ -66,6 +68,8 @@ class VerificationHoldAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
         "authorization_id", "status", "placed_at", "release_after", "release_deadline", "overdue",
         "released_at", "release_attempts", "last_error", "lease_expires_at",
     )
+
+    amount_display = money_column("amount")
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
+from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import route_search
 from payments.models import Account, LedgerEntry
 from payments.selectors import account_balances, account_ledger
@@ -25,7 +25,7 @@ LEDGER_PAGE_SIZE = 100
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "created_at", "account_ledger", "kind", "amount", "currency", "reference", "created_by")
+    list_display = ("id", "created_at", "account_ledger", "kind", "amount_display", "reference", "created_by")
     list_filter = ("kind",)
     list_select_related = ("account", "created_by")
     raw_id_fields = ("account", "reverses", "created_by")
@@ -35,6 +35,8 @@ class LedgerEntryAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     fields = readonly_fields = (
         "account", "amount", "currency", "kind", "reference", "reverses", "memo", "created_by", "created_at",
     )
+
+    amount_display = money_column("amount", signed=True)
 
     def get_search_results(self, request, queryset, search_term):
         return route_search(queryset, search_term, reference_field="reference")

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 
 from .accounts import Account
 from .methods import PaymentMethod
@@ -50,7 +51,7 @@ class UsageRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Usage {self.amount} {self.currency} {self.period} ({self.reference})"
+        return f"Usage {money_text(self.amount, self.currency)} {self.period} ({self.reference})"
 
 
 @audit.track("bill")
@@ -123,7 +124,7 @@ class Bill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.reference}: {self.total} {self.currency} ({self.status})"
+        return f"{self.get_kind_display()} {self.reference}: {money_text(self.total, self.currency)} ({self.get_status_display()})"
 
     @property
     def outstanding(self) -> Decimal:
@@ -181,4 +182,4 @@ class Charge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} {self.currency} ({self.status})"
+        return f"{self.get_kind_display()} {money_text(self.amount, self.currency)} ({self.get_status_display()})"

@@ -47,7 +47,7 @@ class Reminder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_level_display()} of bill {self.bill_id}"
+        return f"{self.get_level_display()} of bill {self.bill.reference}"
 
 
 @audit.track("chold")
@@ -82,7 +82,7 @@ class CreditHold(models.Model):
 
     def __str__(self) -> str:
         state = "in force" if self.lifted_at is None else f"lifted {self.lifted_at:%Y-%m-%d}"
-        return f"Credit hold of account {self.account_id} ({state})"
+        return f"Credit hold of account {self.account.uid} ({state})"
 
 
 @audit.track("rpause")
@@ -116,4 +116,4 @@ class ReminderPause(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Reminders of account {self.account_id} paused until {self.ends_at:%Y-%m-%d}"
+        return f"Reminders of account {self.account.uid} paused until {self.ends_at:%Y-%m-%d}"

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 
 from .accounts import Account
 
@@ -70,4 +71,4 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount:+} {self.currency} {self.get_kind_display()} ({self.reference})"
+        return f"{money_text(self.amount, self.currency, signed=True)} {self.get_kind_display()} ({self.reference})"

@@ -12,6 +12,7 @@ from django.db.models.functions import Upper
 from django_countries.fields import CountryField
 
 from billing_backoffice import audit
+from billing_backoffice.money import money_text
 from payments.eligibility import Network
 
 from .accounts import Account
@@ -212,7 +213,8 @@ class LinkAttempt(models.Model):
         indexes = [models.Index(fields=["account", "-created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.outcome} {self.reason}".strip()
+        words = f"{self.kind} link {self.get_outcome_display().lower()}"
+        return f"{words}: {self.get_reason_display()}" if self.reason else words
 
 
 # The lease columns churn on every release run; the status change is what is audited.
@@ -266,7 +268,7 @@ class VerificationHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.currency} {self.amount} hold {self.authorization_id}"
+        return f"Hold of {money_text(self.amount, self.currency)} ({self.authorization_id})"
 
     @property
     def void_idempotency_key(self) -> str:
@@ -341,4 +343,4 @@ class ThreeDSChallenge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"3DS #{self.pk} ({self.status})"
+        return f"3-D Secure challenge {self.pk} ({self.get_status_display()})"

@@ -74,4 +74,4 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.get_channel_display()}, {self.status})"
+        return f"{self.get_kind_display()} ({self.get_channel_display()}, {self.get_status_display().lower()})"

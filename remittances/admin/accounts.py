@@ -16,8 +16,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import ForeignKeyRawIdWidget
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -37,7 +36,7 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.errors import BillingError
 from payments.models import Account
-from payments.selectors import account_find
+from payments.admin.account_field import AccountChoiceField
 from remittances import numbering
 from remittances.models import RemittanceAccount
 from remittances.pdf import payment_request_form_filename, payment_request_form_pdf
@@ -104,29 +103,11 @@ def _template(source: str):
     return engines["django"].from_string(source)
 
 
-class AccountByUidOrIdField(forms.Field):
-    """A cloud account given by its UID (16 digits) or its id, as the raw-id lookup fills in."""
-
-    def to_python(self, value):
-        value = (value or "").strip()
-        if not value:
-            return None
-        if not value.isdigit():
-            raise ValidationError("Enter the account's UID or id (digits only).")
-        account = account_find(value)
-        if account is None:
-            raise ValidationError(f"No account with UID or id {value}.")
-        return account
-
-
 class IssueDedicatedAccountForm(forms.Form):
     def __init__(self, *args, admin_site, **kwargs):
         super().__init__(*args, **kwargs)
-        rel = RemittanceAccount._meta.get_field("account").remote_field
-        self.fields["account"] = AccountByUidOrIdField(
-            label="Cloud account",
-            widget=ForeignKeyRawIdWidget(rel, admin_site),
-            help_text="The account's UID or id; the magnifier opens the account list.",
+        self.fields["account"] = AccountChoiceField(
+            RemittanceAccount._meta.get_field("account"), admin_site, label="Cloud account"
         )
 
 

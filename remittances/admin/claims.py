@@ -39,10 +39,13 @@ from billing_backoffice.admin_site import (
     ReadOnlyAdminMixin,
     digits_pk,
     has_model_perm,
+    money_column,
     refusal_text,
 )
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from payments.admin.account_field import AccountChoiceField
+from payments.admin.display import account_link
 from payments.selectors import account_find, account_ids_named_by
 from remittances.admin.claim_pages import TEMPLATES, ClaimPagesMixin
 from remittances.claim_steps import available_steps, decision_blocked
@@ -94,10 +97,8 @@ class InitiateForm(forms.Form):
     suggested = forms.ChoiceField(
         required=False, widget=forms.RadioSelect, label="Suggested account",
     )
-    account = forms.CharField(
-        required=False, max_length=32, label="Or another account",
-        help_text="The account's UID or id; takes precedence over a suggestion.",
-    )
+    account = AccountChoiceField(RemittanceClaim._meta.get_field("account"), required=False, label="Or another account",
+                                 help_text="Its UID or part of its name; takes precedence over a suggestion.")
     proof = forms.FileField(required=False, help_text="Optional evidence: PDF, PNG or JPEG, at most 10 MB.")
 
     def __init__(self, *args, suggestions=(), **kwargs):
@@ -110,11 +111,12 @@ class InitiateForm(forms.Form):
             del self.fields["suggested"]
 
     def clean(self):
-        data = super().clean()
-        term = data.get("account") or data.get("suggested")
-        if not term:
+        data, term = super().clean(), self.cleaned_data.get("suggested")
+        if self.has_error("account"):
+            return data
+        if not (data.get("account") or term):
             raise forms.ValidationError("Choose a suggested account or enter an account UID or id.")
-        account = account_find(term)
+        account = data.get("account") or account_find(term)
         if account is None:
             raise forms.ValidationError(f"No account with UID or id {term}.")
         data["account_obj"] = account
@@ -195,7 +197,7 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
     change_form_template = f"{TEMPLATES}/change_form.html"
     change_list_template = f"{TEMPLATES}/change_list.html"
     list_display = (
-        "id", "account_display", "amount", "currency", "status", "source", "transfer", "submitted_at",
+        "id", "account_display", "amount_display", "status", "source", "transfer", "submitted_at",
     )
     list_filter = (WorkQueueFilter, "status", "source", CurrencyFilter, ("submitted_at", admin.DateFieldListFilter))
     list_select_related = ("account", "bank_transaction")
@@ -255,15 +257,17 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
             return queryset.filter(Q(account_id__in=account_ids_named_by(term)) | digits_pk(term)), False
         return queryset.filter(bank_reference=term), False
 
-    @admin.display(description="account", ordering="account_id")
+    amount_display = money_column("amount")
+
+    @admin.display(description="account", ordering="account__uid")
     def account_display(self, obj: RemittanceClaim):
-        return f"{obj.account.name} ({obj.account.uid})"
+        return account_link(obj.account)
 
     @admin.display(description="transfer")
     def transfer(self, obj: RemittanceClaim):
         if obj.bank_transaction_id is None:
             return "waiting"
-        return f"#{obj.bank_transaction_id} ({obj.bank_transaction.get_status_display()})"
+        return f"{obj.bank_transaction.bank_reference} ({obj.bank_transaction.get_status_display().lower()})"
 
     @admin.display(description="proof")
     def proof_link(self, obj: RemittanceClaim):

@@ -20,7 +20,6 @@ from functools import cache
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template import engines
@@ -28,11 +27,11 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import MAX_ID, BigTableAdminMixin, has_model_perm, refusal_text
+from billing_backoffice.admin_site import MAX_ID, BigTableAdminMixin, has_model_perm, money_column, refusal_text
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.money import COLUMN_MAX, AmountFormField, CurrencyFormField
-from payments.models import Account
+from payments.admin.account_field import AccountChoiceField
 from payments.services.ledger import account_balance
 from remittances.models import CreditLimitRequest
 from remittances.services import credit as services
@@ -107,7 +106,6 @@ def _template(source: str):
 class RecordApplicationForm(ForgetsCardNumbers, forms.Form):
     """What the account manager types in; the service decides whether it may be filed."""
 
-    account = forms.ModelChoiceField(queryset=Account.objects.all())
     requested_limit = AmountFormField(
         allow_zero=True, maximum=COLUMN_MAX, min_value=0, help_text="0 revokes the account's credit approval."
     )
@@ -116,11 +114,13 @@ class RecordApplicationForm(ForgetsCardNumbers, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}), max_length=2000, validators=[card_number_free]  # SEC-1
     )
 
+    field_order = ("account", "requested_limit", "currency", "justification")
+
     def __init__(self, *args, admin_site, **kwargs):
         super().__init__(*args, **kwargs)
-        # Raw id, never a <select> over every account (big table).
-        rel = CreditLimitRequest._meta.get_field("account").remote_field
-        self.fields["account"].widget = ForeignKeyRawIdWidget(rel, admin_site)
+        # UID or name with autocomplete, never a <select> over every account (big table).
+        self.fields["account"] = AccountChoiceField(CreditLimitRequest._meta.get_field("account"), admin_site)
+        self.order_fields(self.field_order)
 
 
 class DecisionForm(ForgetsCardNumbers, forms.Form):
@@ -158,8 +158,8 @@ class MyAccountsFilter(admin.SimpleListFilter):
 @admin.register(CreditLimitRequest)
 class CreditLimitRequestAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_display = (
-        "id", "account_link", "requested_limit", "currency", "source", "status", "recorded_by",
-        "submitted_at", "decided_by", "decided_at",
+        "id", "account_link", "limit_display", "status", "source", "recorded_by", "submitted_at", "decided_by",
+        "decided_at",
     )
     list_display_links = ("id",)
     list_filter = ("status", "source", "currency", "submitted_at", MyAccountsFilter)
@@ -196,6 +196,8 @@ class CreditLimitRequestAdmin(BigTableAdminMixin, admin.ModelAdmin):
             by_id = {"account_id": int(term)} if int(term) <= MAX_ID else {"pk__in": []}
             return queryset.filter(account__uid=term) | queryset.filter(**by_id), False
         return queryset.filter(account__name__icontains=term), False
+
+    limit_display = money_column("requested_limit")
 
     @admin.display(description="account", ordering="account__uid")
     def account_link(self, obj: CreditLimitRequest):

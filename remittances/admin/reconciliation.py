@@ -21,7 +21,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline, refusal_text
+from billing_backoffice.admin_site import (
+    BigTableAdminMixin, ReadOnlyAdminMixin, ReadOnlyInline, money_column, refusal_text,
+)
+from payments.admin.display import account_link
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from remittances.models import BankReversal, ReconciliationDay, ReconciliationException
@@ -96,8 +99,12 @@ class ExceptionInline(ReadOnlyInline):
 
 @admin.register(ReconciliationDay)
 class ReconciliationDayAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("day", "receiving_account", "verdict", "opening_balance", "booked_total", "closing_balance",
-                    "ledger_credited", "bank_creditable")
+    list_display = ("day", "receiving_account", "verdict", "opening", "booked", "closing", "ledger", "bank")
+    opening = money_column("opening_balance")
+    booked = money_column("booked_total")
+    closing = money_column("closing_balance")
+    ledger = money_column("ledger_credited")
+    bank = money_column("bank_creditable")
     list_filter = ("verdict", "day")
     list_select_related = ("receiving_account",)
     search_fields = ("=receiving_account__number",)
@@ -139,7 +146,8 @@ class ReconciliationDayAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
 @admin.register(ReconciliationException)
 class ReconciliationExceptionAdmin(ResolveMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     resolve_permission = "remittances.resolve_reconciliationday"
-    list_display = ("id", "day", "rule", "detail", "amount", "resolve_link")
+    list_display = ("id", "day", "rule", "detail", "amount_display", "resolve_link")
+    amount_display = money_column("amount")
     list_filter = (OpenFilter, "rule")
     list_select_related = ("day", "day__receiving_account", "resolved_by")
     raw_id_fields = ("day",)
@@ -165,10 +173,12 @@ class ReconciliationExceptionAdmin(ResolveMixin, BigTableAdminMixin, ReadOnlyAdm
 @admin.register(BankReversal)
 class BankReversalAdmin(ResolveMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     resolve_permission = "remittances.resolve_bankreversal"
-    list_display = ("id", "outcome", "account_id", "amount", "currency", "reversal", "original", "created_at",
-                    "resolve_link")
-    list_filter = (OpenFilter, "outcome")
-    list_select_related = ("reversal", "original", "resolved_by")
+    list_display = ("id", "outcome", "reversal_of", "account_cell", "amount_display", "reversal", "original",
+                    "created_at", "resolve_link")
+    list_filter = (OpenFilter, "outcome", "reversal_of")
+    list_select_related = ("account", "reversal", "original", "resolved_by")
+    amount_display = money_column("amount")
+    account_cell = admin.display(description="account", ordering="account__uid")(lambda self, obj: account_link(obj.account))
     raw_id_fields = ("reversal", "original", "account", "ledger_entry")
     readonly_fields = ("resolve_link",)
 

@@ -22,12 +22,16 @@ from billing_backoffice.admin_site import (
     BigTableAdminMixin,
     ReadOnlyAdminMixin,
     has_model_perm,
+    money_cell,
+    money_column,
     refusal_text,
     run_service_action,
 )
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.money import AmountFormField, CurrencyFormField
+from payments.admin.account_field import AccountChoiceField
+from payments.admin.display import account_link
 from remittances.models import FundsTransfer, PaymentFile, RefundRequest
 from remittances.services import payment_files, refunds, transfers
 
@@ -37,7 +41,7 @@ TEMPLATE = "admin/remittances/refunds/form.html"
 def _entry(entry) -> str:
     if entry is None:
         return "—"
-    return format_html("{} {} <code>{}</code>", entry.amount, entry.currency, entry.reference)
+    return format_html("{} <code>{}</code>", money_cell(entry.amount, entry.currency), entry.reference)
 
 
 class StepAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -72,7 +76,7 @@ class StepAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class RefundForm(ForgetsCardNumbers, forms.Form):
-    account = forms.IntegerField(min_value=1, label="Account id")
+    account = AccountChoiceField(RefundRequest._meta.get_field("account"))
     bank_transaction = forms.IntegerField(min_value=1, required=False, label="Bank transaction id",
                                           help_text="The credited transaction the money came from, where there is one.")
     debtor_account = forms.IntegerField(min_value=1, required=False, label="Paid from (remittance account id)",
@@ -98,10 +102,12 @@ class ReturnForm(ForgetsCardNumbers, forms.Form):
 
 @admin.register(RefundRequest)
 class RefundRequestAdmin(StepAdmin):
-    list_display = ("id", "account_id", "amount", "currency", "payer_name", "status", "requested_by", "decided_by",
+    list_display = ("id", "account_cell", "amount_display", "payer_name", "status", "requested_by", "decided_by",
                     "submitted_at")
     list_filter = ("status", "currency")
-    list_select_related = ("requested_by", "decided_by")
+    list_select_related = ("account", "requested_by", "decided_by")
+    amount_display = money_column("amount")
+    account_cell = admin.display(description="account", ordering="account__uid")(lambda self, obj: account_link(obj.account))
     search_fields = ("=id", "=payer_iban")
     raw_id_fields = ("account", "bank_transaction", "debtor_account", "ledger_entry", "payment_file", "return_entry")
     readonly_fields = ("debit", "credited_back", "steps")
@@ -150,7 +156,7 @@ class RefundRequestAdmin(StepAdmin):
             request, allowed=self.has_request_permission(request), form_class=RefundForm, title="Record a refund",
             done="{obj} recorded; another finance staff member approves it.",
             call=lambda d: refunds.refund_request(
-                account_id=d["account"], bank_transaction_id=d["bank_transaction"], debtor_account_id=d["debtor_account"],
+                account_id=d["account"].pk, bank_transaction_id=d["bank_transaction"], debtor_account_id=d["debtor_account"],
                 amount=d["amount"], currency=d["currency"], payer_name=d["payer_name"], payer_iban=d["payer_iban"],
                 payer_bic=d["payer_bic"], reason=d["reason"], actor=request.user, now=timezone.now(),
             ),
@@ -186,8 +192,8 @@ class RefundRequestAdmin(StepAdmin):
 
 
 class TransferForm(ForgetsCardNumbers, forms.Form):
-    from_account = forms.IntegerField(min_value=1, label="From account id (credited by mistake)")
-    to_account = forms.IntegerField(min_value=1, label="To account id (the right one)")
+    from_account = AccountChoiceField(FundsTransfer._meta.get_field("from_account"), label="From account (credited by mistake)")
+    to_account = AccountChoiceField(FundsTransfer._meta.get_field("to_account"), label="To account (the right one)")
     bank_transaction = forms.IntegerField(min_value=1, required=False, label="Bank transaction id")
     amount = AmountFormField()
     currency = CurrencyFormField()
@@ -196,10 +202,13 @@ class TransferForm(ForgetsCardNumbers, forms.Form):
 
 @admin.register(FundsTransfer)
 class FundsTransferAdmin(StepAdmin):
-    list_display = ("id", "from_account_id", "to_account_id", "amount", "currency", "status", "requested_by",
+    list_display = ("id", "from_cell", "to_cell", "amount_display", "status", "requested_by",
                     "decided_by", "submitted_at")
     list_filter = ("status", "currency")
-    list_select_related = ("requested_by", "decided_by")
+    list_select_related = ("from_account", "to_account", "requested_by", "decided_by")
+    amount_display = money_column("amount")
+    from_cell = admin.display(description="from account")(lambda self, obj: account_link(obj.from_account))
+    to_cell = admin.display(description="to account")(lambda self, obj: account_link(obj.to_account))
     search_fields = ("=id",)
     raw_id_fields = ("from_account", "to_account", "bank_transaction", "debit_entry", "credit_entry")
     readonly_fields = ("debit_side", "credit_side", "steps")
@@ -242,7 +251,7 @@ class FundsTransferAdmin(StepAdmin):
             request, allowed=self.has_initiate_permission(request), form_class=TransferForm,
             title="Initiate a transfer between accounts", done="{obj} initiated; finance approves it.",
             call=lambda d: transfers.transfer_request(
-                from_account_id=d["from_account"], to_account_id=d["to_account"],
+                from_account_id=d["from_account"].pk, to_account_id=d["to_account"].pk,
                 bank_transaction_id=d["bank_transaction"], amount=d["amount"], currency=d["currency"],
                 reason=d["reason"], actor=request.user, now=timezone.now(),
             ),
@@ -277,8 +286,9 @@ class GenerateForm(forms.Form):
 
 @admin.register(PaymentFile)
 class PaymentFileAdmin(StepAdmin):
-    list_display = ("message_id", "debtor_account", "currency", "payment_count", "total", "status", "created_at",
+    list_display = ("message_id", "debtor_account", "payment_count", "total_display", "status", "created_at",
                     "download")
+    total_display = money_column("total")
     list_filter = ("status", "currency")
     list_select_related = ("debtor_account",)
     search_fields = ("=message_id",)

@@ -411,10 +411,14 @@ def test_admin_record_refusals_show_the_rule(login, recorder, enterprise, now):
     assert CreditLimitRequest.objects.count() == 1
 
 
-def test_admin_record_form_uses_a_raw_id_account_field(login, recorder):
+def test_admin_record_form_looks_the_account_up_by_uid_or_name(login, recorder):
+    """The account field is the admin's autocomplete (tests/test_admin_autocomplete.py), never a
+    <select> of every account."""
     response = login(recorder).get(admin_url("add"))
     assert response.status_code == 200
-    assert 'class="vForeignKeyRawIdAdminField"' in response.content.decode()
+    html = response.content.decode()
+    assert 'class="admin-autocomplete' in html and 'data-field-name="account"' in html
+    assert "<option" not in html.split('name="account"', 1)[1].split("</select>", 1)[0]
 
 
 def test_admin_reject_needs_a_note(login, approver, enterprise, now):
