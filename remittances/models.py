@@ -159,6 +159,10 @@ class BankStatement(models.Model):
     closing_balance = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(null=True, blank=True)
+    sequence_number = models.PositiveBigIntegerField(
+        null=True, blank=True,
+        help_text="RCN-1: the bank's running statement number (camt ElctrncSeqNb/LglSeqNb, MT940 :28C:).",
+    )
     file_name = models.CharField(max_length=255, blank=True)
     file_sha256 = models.CharField(max_length=64)
     imported_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -197,6 +201,10 @@ class BankTransaction(models.Model):
         REVERSAL = "reversal", "Reversal"
         PENDING = "pending", "Pending (not booked)"
 
+    class ReversalOf(models.TextChoices):
+        CREDIT = "credit", "Reversal of a credit (money out)"
+        DEBIT = "debit", "Reversal of a debit (money back in)"
+
     statement = models.ForeignKey(BankStatement, on_delete=models.PROTECT, related_name="transactions")
     receiving_account = models.ForeignKey(RemittanceAccount, on_delete=models.PROTECT, related_name="transactions")
     bank_reference = models.CharField(
@@ -206,6 +214,9 @@ class BankTransaction(models.Model):
     position = models.PositiveIntegerField(help_text="Entry position within the statement (1-based).")
     detail_index = models.PositiveIntegerField(default=0, help_text="Detail within a batch entry (REM-6).")
     entry_kind = models.CharField(max_length=10, choices=EntryKind.choices)
+    # RVS-1: what a reversal line takes back (camt RvslInd with DBIT / MT940 RC: a credit, money
+    # out; with CRDT / RD: a debit, money back in); blank on every other line.
+    reversal_of = models.CharField(max_length=6, choices=ReversalOf.choices, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices)
     amount = models.DecimalField(max_digits=16, decimal_places=2)
     currency = models.CharField(max_length=3)

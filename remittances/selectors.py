@@ -18,6 +18,9 @@ Claimable transfers (CLM-1, CLM-2): ``claimable_transactions`` is the one defini
 a claim may take (an unmatched booked credit on a shared account, with the claim's amount and
 currency). The admin lists them to attach to a waiting claim (``attach_candidates``); the services
 match a claim to one of them by its reference (``claim_matching_transactions``).
+
+Accounts left owing by a reversal (RVS-1): ``accounts_left_owing_by_reversal`` is finance's work
+queue of reversals whose debit the balance could not take, with the entries involved.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Concat, Upper
 
 from payments.models import Account
-from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
+from remittances.models import BankReversal, BankTransaction, RemittanceAccount, RemittanceClaim
 
 TOP = 5
 NAME_CANDIDATES = 50  # accounts read per transaction for the name signal, whatever the table size
@@ -210,4 +213,17 @@ def claim_matching_transactions(*, account_id, amount, currency: str, bank_refer
         claimable_transactions(amount=amount, currency=currency)
         .filter(Q(bank_reference=bank_reference) | Q(bank_reference=escaped) | Q(end_to_end_id=bank_reference))
         .exclude(Exists(rejected_here))
+    )
+
+
+def accounts_left_owing_by_reversal() -> QuerySet[BankReversal]:
+    """RVS-1: the reversals that left an account owing and no person has resolved yet, oldest first.
+
+    Each row names the account (``account``), what it owes (``amount``/``currency``) and the
+    entries involved: the reversal line (``reversal``), the original credit (``original``) and the
+    ledger entry that credited it (``original.ledger_entry``), all read in the same query."""
+    return (
+        BankReversal.objects.filter(outcome=BankReversal.Outcome.OWING, resolved_at__isnull=True)
+        .select_related("account", "reversal", "original", "original__ledger_entry")
+        .order_by("created_at", "pk")
     )

@@ -3,6 +3,8 @@
 ``remittances.import_statement_inbox`` imports every statement file dropped into
 ``settings.STATEMENT_INBOX_DIR`` (REM-4) and retries the refused ones, boundedly: see
 ``remittances/services/inbox.py`` for how files are claimed, filed away and retried.
+``remittances.generate_payment_files`` (beat) puts every approved refund into the next outgoing
+pain.001 file (RFD-1); ``remittances.reconcile_day`` (beat) is the daily proof (RCN-1..3).
 """
 
 from __future__ import annotations
@@ -51,3 +53,22 @@ def reconcile_day(self, *, day: str | None = None) -> int:
     recorded = reconciliation_run(day=target, now=now)
     window_finish(run=run, now=timezone.now())
     return recorded
+
+
+@shared_task(
+    name="remittances.generate_payment_files",
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=3,
+    retry_backoff=30,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
+def generate_payment_files() -> int:
+    """RFD-1 (beat): every approved refund not in a file yet goes into the next pain.001 file, one
+    per debtor account and currency; returns how many files. Each refund lands in exactly one file
+    (``payment_files_generate`` locks with SKIP LOCKED and moves refunds conditionally), so a
+    second delivery, or a finance member generating at the same moment, writes nothing twice."""
+    from billing_backoffice.permissions import SYSTEM
+    from remittances.services.payment_files import payment_files_generate
+
+    return len(payment_files_generate(actor=SYSTEM, now=timezone.now()))

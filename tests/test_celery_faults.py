@@ -56,7 +56,7 @@ from payments.models import (
 from payments.services import billing, charge_execution, scheduled_charging
 from payments.services.billing import AccountChunk, monthly_bills_generate_chunk
 from payments.services.scheduled_charging import charges_retry_failed
-from remittances.models import BankStatement, BankTransaction, ReconciliationDay, RemittanceAccount
+from remittances.models import BankStatement, BankTransaction, ReconciliationDay, RefundRequest, RemittanceAccount
 from tests.celery_helpers import LostAnswerPayPalGateway, deployed_celery_settings
 from tests.concurrency import run_in_threads
 from tests.factories import AccountFactory, CardMethodFactory, ChallengeFactory, HoldFactory
@@ -146,6 +146,8 @@ def world_state() -> dict:
         "notifications": sorted(Notification.objects.values_list("event_key", "channel", "status", "attempts")),
         # The daily reconciliation proof (RCN-1..3).
         "reconciliation": sorted(ReconciliationDay.objects.values_list("receiving_account_id", "day", "verdict")),
+        # Outgoing payment files of approved refunds (RFD-1).
+        "refunds": sorted(RefundRequest.objects.values_list("id", "status", "payment_file_id")),
         "processor": (len(PROCESSOR.charges), sum(PROCESSOR.void_calls.values()), len(PROCESSOR.results)),
     }
 
@@ -198,6 +200,14 @@ def world(settings, tmp_path) -> dict:
     (settings.STATEMENT_INBOX_DIR / "day.xml").write_text(
         build.camt(statement_id="DUP-1", entries=entries, closing=build.STANDARD_OPENING + 10)
     )
+    # RFD-1: an approved refund waiting for the next payment file.
+    from remittances.services import refunds as refund_services
+    from tests.remittances.refund_helpers import credited_txn, finance, requested
+
+    refunded = AccountFactory()
+    source = credited_txn(refunded, now=earlier, amount="50.00")
+    refund = requested(refunded, source, by=finance(), now=earlier, amount="20.00")
+    refund_services.refund_approve(refund_id=refund.pk, actor=finance(), now=earlier)
     return ids
 
 
@@ -228,6 +238,7 @@ DUPLICATE_CASES = {
     "payments.sweep_notifications": lambda w: {},
     "payments.notify_expiring_cards": lambda w: {},
     "remittances.reconcile_day": lambda w: {"day": (timezone.now().date() - timedelta(days=1)).isoformat()},
+    "remittances.generate_payment_files": lambda w: {},
 }
 
 

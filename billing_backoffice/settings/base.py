@@ -208,6 +208,7 @@ _QUEUE_OF_TASKS = {
         "payments.release_due_holds", "payments.release_hold", "payments.execute_charge",
         "payments.place_paypal_preauth", "payments.retry_failed_charges", "payments.charge_usage_thresholds",
         "payments.settle_account", "remittances.import_statement_inbox",
+        "remittances.generate_payment_files",  # RFD-1: approved refunds into the next pain.001 file
         # Customer notifications (NOTIFY-2): small, and the customer waits for them.
         "payments.deliver_notifications", "payments.sweep_notifications",
     ),
@@ -264,6 +265,8 @@ BILLING_BEAT_SCHEDULE = {
     },
     # RCN-1..3: yesterday's reconciliation proof; fired hourly, run once per day (the window is the day).
     "reconcile-day": {"task": "remittances.reconcile_day", "every": timedelta(hours=1)},
+    # RFD-1: approved refunds go into the next outgoing pain.001 file (finance may also generate now).
+    "generate-payment-files": {"task": "remittances.generate_payment_files", "every": timedelta(hours=1)},
     # Housekeeping: finished scheduled runs (the once-per-window guard) older than 90 days.
     "prune-scheduled-runs": {"task": "billing_backoffice.prune_scheduled_runs", "every": timedelta(days=1)},
     # Beat's own heartbeat (a no-op task): /readyz checks this entry's last send (health.py).

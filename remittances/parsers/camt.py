@@ -353,6 +353,11 @@ def _statement_part(statement: ParsedStatement, element: Element, *, where: str)
             statement.currency = parse_currency(text(element, "Ccy"), where=f"{where} account currency")
     elif name == "Bal":
         _balance(element, statement, where=where)
+    elif name in ("ElctrncSeqNb", "LglSeqNb"):
+        # RCN-1: the statement's running number; the electronic one wins where both are given.
+        number = (element.text or "").strip()
+        if number.isdigit() and len(number) <= 18 and (name == "ElctrncSeqNb" or statement.sequence_number is None):
+            statement.sequence_number = int(number)
     elif name == "FrToDt":
         statement.period_start = _datetime_date(text(element, "FrDtTm"), where=where) or statement.period_start
         statement.period_end = _datetime_date(text(element, "ToDtTm"), where=where) or statement.period_end

@@ -29,6 +29,8 @@ CAMT053 = "camt053"
 CAMT054 = "camt054"
 MT940 = "mt940"
 FORMATS = (CAMT053, CAMT054, MT940)
+# The direction a reversal line takes back (``ParsedEntry.reversal_of``, ``BankTransaction.reversal_of``).
+CREDIT, DEBIT = "credit", "debit"
 
 
 # ISO 4217 currencies whose minor unit is not two digits (one list for the project, I6). Amounts in
@@ -119,7 +121,10 @@ class ParsedEntry:
     currency: str
     credit: bool  # CRDT (True) or DBIT (False): the direction of this entry itself
     booked: bool  # Sts BOOK; pending/info/future entries are False
-    reversal: bool  # RvslInd, or MT940 RC/RD
+    # RvslInd, or MT940 RC/RD. ``credit`` then says which way the money went: a reversal of a
+    # credit (camt DBIT + RvslInd, MT940 RC) takes money out, one of a debit (CRDT + RvslInd, RD)
+    # puts it back (``reversal_of``).
+    reversal: bool
     booking_date: date | None
     value_date: date | None
     reference: str  # the entry's account servicer reference ("" when the bank gave none)
@@ -128,6 +133,13 @@ class ParsedEntry:
     @property
     def signed_amount(self) -> Decimal:
         return self.amount if self.credit else -self.amount
+
+    @property
+    def reversal_of(self) -> str:
+        """RVS: what a reversal takes back: ``credit`` (money out) or ``debit``; "" for no reversal."""
+        if not self.reversal:
+            return ""
+        return DEBIT if self.credit else CREDIT
 
 
 @dataclass(slots=True)
@@ -150,6 +162,9 @@ class ParsedStatement:
     period_start: date | None = None
     period_end: date | None = None
     entries: list[ParsedEntry] = field(default_factory=list)
+    # RCN-1: the bank's running number of the statement (camt ``ElctrncSeqNb``, else ``LglSeqNb``;
+    # MT940 ``:28C:`` statement number; its page number is not part of it), None when not given.
+    sequence_number: int | None = None
 
     @property
     def has_balances(self) -> bool:

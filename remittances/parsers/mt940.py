@@ -181,6 +181,12 @@ def account_identification(raw: str) -> tuple[str, str, tuple[str, ...]]:
     return bank_code, number, tuple(dict.fromkeys(s for s in spellings if s))
 
 
+def _number(raw) -> int | None:
+    """RCN-1: the :28C: statement number (its /page part left out), None when absent."""
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() else None
+
+
 def _statement(block, raw: str, *, where: str) -> ParsedStatement:
     data = block.data
     account = (data.get("account_identification") or "").strip()
@@ -223,4 +229,5 @@ def _statement(block, raw: str, *, where: str) -> ParsedStatement:
         period_start=opening_date,
         period_end=closing_date,
         entries=entries,
+        sequence_number=_number(data.get("statement_number")),
     )

@@ -9,7 +9,11 @@ grouped queries answer every account at once; nothing is read per account.
   day) opens at the previous statement's closing balance, and its closing balance equals that
   previous closing plus the booked lines recorded since (credits +, debits and reversals -,
   pending lines and lines recorded only for review of a repeat left out). A weekday with no
-  statement between the previous one and this day is flagged as a missing statement day.
+  statement between the previous one and this day is flagged as a missing statement day, and a
+  gap in the bank's statement numbers (``BankStatement.sequence_number``: the previous
+  statement's number, then this day's in order; a repeat is another page of one statement, a
+  restart at 1 is a new year's numbering) as missing statement numbers. A reversal line counts
+  by its direction (``reversal_of``): a reversed credit is money out, a reversed debit money in.
 - RCN-2 (dedicated accounts): for the lines booked that day, what the ledger credited from
   them (their credits, less the reversing entries of their reversals) equals the creditable
   lines (booked credits in the account's currency) less the reversals of credited lines.
@@ -18,8 +22,7 @@ grouped queries answer every account at once; nothing is read per account.
   on the day; a credit in any other state is an exception.
 Each difference is a ``ReconciliationException`` with the statements and lines involved; a
 person records its resolution, and a day whose exceptions are all resolved is ``resolved``.
-Limitations: the direction of a reversal line is not stored, so RCN-1 counts every reversal as
-money out (a reversed credit); statement sequence numbers are not stored, only days are checked.
+Statements without a number (camt.054, files that give none) are checked by day only.
 """
 
 from __future__ import annotations
@@ -73,11 +76,14 @@ def _statement_figures(account_ids: list[int], day: date) -> dict[int, dict]:
     with_balances = BankStatement.objects.filter(closing_balance__isnull=False, opening_balance__isnull=False)
     todays = defaultdict(list)
     for row in with_balances.filter(receiving_account_id__in=account_ids, period_end=day).order_by("pk").values(
-            "pk", "receiving_account_id", "opening_balance", "closing_balance"):
+            "pk", "receiving_account_id", "opening_balance", "closing_balance", "sequence_number"):
         todays[row["receiving_account_id"]].append(row)
-    previous = with_balances.filter(receiving_account_id=OuterRef("pk"), period_end__lt=day).order_by("-period_end", "-pk")
-    # Booked lines since the previous statement day (or on this day when there is none), signed.
-    signed = Case(When(entry_kind=Kind.CREDIT, then=F("amount")), default=-F("amount"), output_field=MONEY)
+    previous = with_balances.filter(receiving_account_id=OuterRef("pk"), period_end__lt=day).order_by(
+        "-period_end", F("sequence_number").desc(nulls_last=True), "-pk")
+    # Booked lines since the previous statement day (or on this day when there is none), signed:
+    # credits and reversed debits in, debits and reversed credits out.
+    money_in = Q(entry_kind=Kind.CREDIT) | Q(entry_kind=Kind.REVERSAL, reversal_of=BankTransaction.ReversalOf.DEBIT)
+    signed = Case(When(money_in, then=F("amount")), default=-F("amount"), output_field=MONEY)
     booked_since = (
         BankTransaction.objects.filter(
             receiving_account_id=OuterRef("pk"), booking_date__lte=day, booking_date__gt=OuterRef("since"),
@@ -90,12 +96,26 @@ def _statement_figures(account_ids: list[int], day: date) -> dict[int, dict]:
             prev_id=Subquery(previous.values("pk")[:1]),
             prev_end=Subquery(previous.values("period_end")[:1]),
             prev_closing=Subquery(previous.values("closing_balance")[:1]),
+            prev_number=Subquery(previous.values("sequence_number")[:1]),
             since=Coalesce(Subquery(previous.values("period_end")[:1]), Value(day - timedelta(days=1))),
         ).annotate(
             booked=Coalesce(Subquery(booked_since), Value(ZERO), output_field=MONEY),
-        ).values("pk", "prev_id", "prev_end", "prev_closing", "booked")
+        ).values("pk", "prev_id", "prev_end", "prev_closing", "prev_number", "booked")
     }
     return {pk: {"today": todays.get(pk, []), **earlier[pk]} for pk in account_ids}
+
+
+def _number_gaps(previous: int | None, numbers: list[int | None]) -> list[str]:
+    """RCN-1: what is wrong with the statement numbers from ``previous`` on (none: nothing)."""
+    faults, last = [], previous
+    for number in sorted(n for n in numbers if n is not None):
+        if last is not None and number > last + 1:
+            missing = f"{last + 1}" if number == last + 2 else f"{last + 1}..{number - 1}"
+            faults.append(f"missing statement number(s) {missing}")
+        elif last is not None and number < last and number != 1:
+            faults.append(f"statement number {number} comes after {last}")
+        last = number
+    return faults
 
 
 def _rcn1(figures: dict, day: date) -> tuple[dict, list[dict]]:
@@ -121,6 +141,10 @@ def _rcn1(figures: dict, day: date) -> tuple[dict, list[dict]]:
         if missing:
             exceptions.append({"rule": "RCN-1", "statement_ids": ids,
                                "detail": "Missing statement day(s): " + ", ".join(map(str, missing[:10]))})
+    gaps = _number_gaps(figures["prev_number"], [row["sequence_number"] for row in today])
+    if gaps:
+        exceptions.append({"rule": "RCN-1", "statement_ids": ids,
+                           "detail": "Statement sequence: " + "; ".join(gaps[:10]) + "."})
     if start + figures["booked"] != closing:
         exceptions.append({"rule": "RCN-1", "statement_ids": ids, "amount": closing - start - figures["booked"],
                            "detail": f"{start} + booked entries {figures['booked']} = {start + figures['booked']}, "

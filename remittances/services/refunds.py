@@ -3,8 +3,10 @@
 Flow: finance records a refund (amount, payer name, IBAN and BIC validated with schwifty, the
 credited bank transaction it comes from where there is one, a reason) -> another finance staff
 member approves it (four eyes; also a CheckConstraint), which debits the ledger once under the
-reference ``refund:<id>`` -> ``payment_files_generate`` puts it into exactly one pain.001 file
--> the file is marked sent; if the bank reports the payment rejected, ``refund_return`` credits
+reference ``refund:<id>`` -> the next run of ``payment_files_generate`` (the hourly beat task
+``remittances.generate_payment_files``, or finance generating now) puts it into exactly one
+pain.001 file -> the file is marked sent; if the bank reports the payment rejected (by hand, or a
+reversed debit in a statement naming ``RFD-<id>``: ``reversals``), ``refund_return`` credits
 the money back once (a reversing entry of the debit). A rejection moves no money.
 
 Locks: refund row -> bank transaction row -> account row (``funds_out``), so two approvals of

@@ -15,7 +15,14 @@ reference quoted in the reversal's remittance information (a return that referen
 - RVS-2, the original was never credited (unmatched, matched, claimed, review): it becomes
   ``reversed`` (it can no longer be claimed) and a pending claim on it is rejected with the reason.
 - No single original: ``unknown``; it waits in the review queue (unresolved ``unknown`` rows)
-  for a person. (An MT940 ``RD``, a reversed debit, names no credit and lands here too.)
+  for a person.
+- The direction is the line's ``reversal_of`` (kept on the ``BankReversal``): only a reversal of
+  a credit (camt ``RvslInd`` with ``DBIT``, MT940 ``RC``) is matched against a credit and takes
+  money from a customer. A reversal of a debit (``CRDT`` + ``RvslInd``, MT940 ``RD``) puts money
+  back into our bank account: when it names one of our refund payments (end-to-end id or
+  remittance information ``RFD-<id>``, same amount, currency and debtor account, the refund in a
+  file) the bank returned that payment and the refund's money is credited back once
+  (``refund_return``, outcome ``returned``); any other waits for review (``unknown``).
 
 The import calls ``reversals_apply`` after it commits (``on_commit``, robust): the reversal runs
 in its own transaction, so its locks (claim -> transaction -> account) never nest inside the
@@ -28,6 +35,7 @@ transaction row -> account row (``ledger_post``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -35,9 +43,10 @@ from django.db import transaction
 from django.db.models import Q
 
 from billing_backoffice.free_text import free_text_check
-from billing_backoffice.permissions import staff_require
+from billing_backoffice.permissions import SYSTEM, staff_require
 from payments.services.ledger import InsufficientBalance, ledger_reverse
-from remittances.models import BankReversal, BankTransaction, RemittanceClaim
+from remittances.models import BankReversal, BankTransaction, RefundRequest, RemittanceClaim
+from remittances.services.refunds import refund_return
 from remittances.errors import ReversalState  # noqa: F401 (raised here)
 
 Status = BankTransaction.Status
@@ -79,6 +88,29 @@ def _reject_live_claim(original_id: int, *, reason: str, now: datetime) -> None:
         claim.save(update_fields=["status", "decided_at", "note"])
 
 
+_REFUND_NAMED = re.compile(r"\bRFD-(\d{1,18})\b", re.IGNORECASE)
+
+
+def _returned_refund(reversal: BankTransaction, record: dict, now: datetime) -> BankReversal:
+    """A reversal of a debit: the refund payment it names came back (money back once), or review."""
+    named = {int(n) for text in (reversal.end_to_end_id, reversal.remittance_info) for n in _REFUND_NAMED.findall(text or "")}
+    refund = RefundRequest.objects.filter(
+        pk__in=named, debtor_account_id=reversal.receiving_account_id, amount=reversal.amount,
+        currency=reversal.currency, status__in=(RefundRequest.Status.IN_FILE, RefundRequest.Status.SENT),
+    ).first() if len(named) == 1 else None
+    if refund is None:
+        return BankReversal.objects.create(
+            **record, outcome=Outcome.UNKNOWN,
+            note="A reversal of a debit (money back in) that names none of our refund payments in a file.",
+        )
+    returned = refund_return(refund_id=refund.pk, actor=SYSTEM, now=now,
+                             reason=f"Returned by the bank (statement entry {reversal.bank_reference})")
+    return BankReversal.objects.create(
+        **record, outcome=Outcome.RETURNED, account_id=refund.account_id, ledger_entry_id=returned.return_entry_id,
+        note=f"Refund #{refund.pk} returned by the bank: its money was credited back.",
+    )
+
+
 @transaction.atomic
 def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     """RVS-1/RVS-2 for one reversal line; a second call returns the first outcome."""
@@ -86,8 +118,12 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     if done is not None:
         return done
     reversal = BankTransaction.objects.get(pk=reversal_id, entry_kind=Kind.REVERSAL)
+    direction = reversal.reversal_of or BankReversal.ReversalOf.CREDIT
+    record = dict(reversal=reversal, amount=reversal.amount, currency=reversal.currency, created_at=now,
+                  reversal_of=direction)
+    if direction == BankReversal.ReversalOf.DEBIT:
+        return _returned_refund(reversal, record, now)
     found = _original_of(reversal)
-    record = dict(reversal=reversal, amount=reversal.amount, currency=reversal.currency, created_at=now)
     if found is None:
         return BankReversal.objects.create(
             **record, outcome=Outcome.UNKNOWN, note="No single original entry found for this reversal."

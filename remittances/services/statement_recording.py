@@ -44,11 +44,11 @@ _INSERT = """
 INSERT INTO {table} (
     statement_id, receiving_account_id, received_at, bank_reference, position, detail_index,
     entry_kind, status, amount, currency, booking_date, value_date, payer_name, payer_account,
-    remittance_info, end_to_end_id, account_id
+    remittance_info, end_to_end_id, account_id, reversal_of
 )
 SELECT %s, %s, %s, u.* FROM unnest(
     %s::text[], %s::integer[], %s::integer[], %s::text[], %s::text[], %s::numeric[], %s::text[],
-    %s::date[], %s::date[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[]
+    %s::date[], %s::date[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[]
 ) AS u
 ON CONFLICT (receiving_account_id, bank_reference) DO NOTHING
 RETURNING id, bank_reference
@@ -113,6 +113,7 @@ def lines_insert_new(plan: Plan, row: BankStatement, *, now, counter: Counter):
             [line.detail.remittance_info[:500] for line in chunk],
             [line.detail.end_to_end_id[:35] for line in chunk],
             [receiving.account_id if status == Status.MATCHED else None for status in statuses],
+            [line.entry.reversal_of if kind == Kind.REVERSAL else "" for line, kind in zip(chunk, kinds)],
         ]
         with connection.cursor() as cursor:
             cursor.execute(sql, [row.pk, receiving.pk, now, *columns])

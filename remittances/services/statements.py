@@ -224,6 +224,7 @@ def _statement_row(plan: Plan, *, file_name, sha, actor, now) -> tuple[BankState
                     closing_balance=statement.closing_balance,
                     period_start=statement.period_start,
                     period_end=statement.period_end,
+                    sequence_number=statement.sequence_number,
                     file_name=(file_name or "")[:255],
                     file_sha256=sha,
                     imported_by=actor,
