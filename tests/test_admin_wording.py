@@ -212,3 +212,13 @@ def test_payment_method_failure_reason_codes_are_known_labels():
     """Methods store the link reasons (LINK-5/6): the mapping knows each code a method can carry."""
     assert PaymentMethod._meta.get_field("failure_reason")
     assert reason_label("agreement_not_approved") == "Agreement not approved"
+
+
+@pytest.mark.django_db
+def test_link_5_payment_method_page_shows_its_failure_reason_in_words(client, superuser):
+    """LINK-5: a method that failed for want of 3-D Secure says so in words on its own page."""
+    method = CardMethodFactory(status=PaymentMethod.Status.FAILED, failure_reason="three_ds_not_completed")
+    client.force_login(superuser)
+    page = client.get(reverse("admin:payments_paymentmethod_change", args=[method.pk])).content.decode()
+    assert "3-D Secure not completed" in page
+    assert "three_ds_not_completed" not in page

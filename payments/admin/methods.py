@@ -17,6 +17,7 @@ from billing_backoffice.admin_site import (
 from payments import services
 from payments.admin.display import MethodDisplayMixin
 from payments.models import PaymentMethod
+from payments.reasons import reason_label
 from payments.selectors import account_ids_named_by
 
 
@@ -38,13 +39,18 @@ class PaymentMethodAdmin(MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMi
     actions = ("make_default_selected", "remove_selected")
     # SEC-1: no gateway token, no fingerprint; the number itself is never stored.
     fieldsets = (
-        (None, {"fields": ("account", "kind", "method_masked", "status_display", "is_default", "failure_reason")}),
+        (None, {"fields": ("account", "kind", "method_masked", "status_display", "is_default", "failure_reason_text")}),
         ("Card", {"fields": ("network", "funding", "issuing_country", "expiry", "cardholder_name", "company_name")}),
         ("Billing address", {"fields": ("billing_line1", "billing_city", "billing_postal_code", "billing_country")}),
         ("PayPal", {"fields": ("paypal_email", "paypal_payer_id", "paypal_country", "agreement_id", "agreement_state", "has_funding_source")}),
         ("Dates", {"fields": ("created_at", "activated_at", "status_changed_at", "removed_at")}),
     )
     readonly_fields = tuple(f for _, spec in fieldsets for f in spec["fields"])
+
+    @admin.display(description="failure reason")
+    def failure_reason_text(self, obj: PaymentMethod) -> str:
+        """The stored code in words (``payments/reasons.py``), never the raw code."""
+        return reason_label(obj.failure_reason) or "—"
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
