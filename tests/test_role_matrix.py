@@ -35,6 +35,7 @@ from remittances.services import credit as credit_services
 from tests.helpers.admin import messages_of
 from tests.factories import (
     AccountFactory,
+    BankReversalFactory,
     CardMethodFactory,
     ChallengeFactory,
     ChargeFactory,
@@ -45,6 +46,7 @@ from tests.factories import (
     NotificationFactory,
     PaymentFileFactory,
     PayPalMethodFactory,
+    ReconciliationExceptionFactory,
     RefundRequestFactory,
     ReminderFactory,
     ReminderPauseFactory,
@@ -162,6 +164,8 @@ def world(now, roles):
     RefundRequestFactory(account=account, submitted_at=now)
     FundsTransferFactory(from_account=account, submitted_at=now)
     PaymentFileFactory(created_at=now)
+    BankReversalFactory(created_at=now)  # RVS-1 review queue
+    ReconciliationExceptionFactory()  # RCN-1: a day with a difference (and so a ReconciliationDay)
     txn = bank_txn(now=now, payer_name="Payer Ltd", remittance_info="INV 1")
     console_claim(AccountFactory(), now=now, amount=str(txn.amount), reference=txn.bank_reference)
     credit_services.credit_request_submit(
