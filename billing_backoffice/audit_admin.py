@@ -60,6 +60,44 @@ apps.get_app_config("pghistory").verbose_name = "Audit trail"
 # --- reading events ---------------------------------------------------------------------------
 
 
+class RelatedRef(str):
+    """``#5`` until ``name_related_objects`` replaces it with the object's name ("approver")."""
+
+    def __new__(cls, related_model, pk):
+        ref = super().__new__(cls, f"#{pk}")
+        ref.related_model, ref.pk = related_model, pk
+        return ref
+
+
+def name_related_objects(rows: list[AuditRow]) -> None:
+    """Show a related object by its name (a user's username, an account's UID and name, a bill's
+    reference: its ``__str__``), never ``#<id>`` (issue 10). One query per related model on the
+    page, whatever the number of events; a row deleted since keeps its ``#<id>``."""
+    wanted: dict[type[models.Model], set] = {}
+    for row in rows:
+        for change in row.changes:
+            for value in (change.before, change.after):
+                if isinstance(value, RelatedRef):
+                    wanted.setdefault(value.related_model, set()).add(_pk_of(value))
+    names = {
+        (model, obj.pk): str(obj)
+        for model, pks in wanted.items()
+        for obj in model._default_manager.filter(pk__in=pks)
+    }
+    for row in rows:
+        for change in row.changes:
+            for attr in ("before", "after"):
+                value = getattr(change, attr)
+                if isinstance(value, RelatedRef):
+                    setattr(change, attr, names.get((value.related_model, _pk_of(value)), str(value)))
+
+
+def _pk_of(ref: RelatedRef):
+    # JSON gives the id as text or a number; the model's pk is a number (or a UUID).
+    pk = ref.pk
+    return int(pk) if isinstance(pk, str) and pk.isdigit() else pk
+
+
 @dataclass
 class Change:
     field: str
@@ -209,6 +247,7 @@ def audit_rows(
         rows = db.fetchall()
     result = [_row(by_name[name], *rest) for name, *rest in rows]
     _describe_permission_links(result)
+    name_related_objects(result)
     return result
 
 
@@ -273,7 +312,7 @@ def _show(model_field: models.Field, column: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if model_field.is_relation:
-        return f"#{value}"
+        return RelatedRef(model_field.related_model, value)
     if model_field.flatchoices:
         return str(dict(model_field.flatchoices).get(value, value))
     if isinstance(model_field, models.DateTimeField) and isinstance(value, str):

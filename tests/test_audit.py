@@ -238,7 +238,7 @@ def test_sec_2_claim_approval_names_the_approver(client, now):
     last = events(claim)[-1]
     assert last.actor == "approver" and last.context["user"] == approver.pk
     assert changes(last)["status"] == ("Reviewed", "Approved")
-    assert changes(last)["decided by"] == ("—", f"#{approver.pk}")
+    assert changes(last)["decided by"] == ("—", "approver")  # a name, never "#<id>" (issue 10)
     txn_last = events(txn)[-1]
     assert txn_last.actor == "approver"
     assert changes(txn_last)["status"] == ("Claimed", "Credited")
@@ -270,7 +270,7 @@ def test_sec_2_statement_import_records_every_line_and_credit_with_the_importer(
         assert {row.actor for row in rows} == {"importer"}
         if txn.status == BankTransaction.Status.CREDITED:
             assert changes(rows[-1])["status"] == ("Matched (dedicated account)", "Credited")
-            assert changes(rows[-1])["ledger entry"] == ("—", f"#{txn.ledger_entry_id}")
+            assert changes(rows[-1])["ledger entry"] == ("—", str(txn.ledger_entry))
 
 
 def test_sec_2_a_rolled_back_change_leaves_no_event():
@@ -370,7 +370,9 @@ def test_sec_2_audit_log_query_count_does_not_grow_with_events(as_role):
             assert client.get(AUDIT_LOG).status_code == 200
         return len(captured)
 
-    AccountFactory()
+    # One query for the page, plus one per related model its rows name (users, accounts ...),
+    # never one per event: a page of 1 method and one of 31 cost the same.
+    CardMethodFactory()
     few = queries()
     for _ in range(30):
         CardMethodFactory()
@@ -405,3 +407,15 @@ def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):
         assert CARD_NUMBER not in page and not _luhn_runs(page)
         assert method.gateway_token not in page and method.fingerprint not in page  # shown as "(hidden)"
         assert "(hidden)" in page
+
+
+def test_sec_2_history_names_related_objects_with_one_query_per_model(now):
+    """Issue 10: History says who decided and which account, by name, never "#<id>"; the names
+    cost one query per related model whatever the number of events."""
+    from billing_backoffice.audit_admin import object_history_rows
+
+    methods = [CardMethodFactory() for _ in range(3)]
+    rows = object_history_rows(PaymentMethod, methods[0].pk)
+    account_change = next(c for row in rows for c in row.changes if c.field == "account")
+    assert account_change.after == str(methods[0].account)
+    assert not account_change.after.startswith("#")
