@@ -46,6 +46,12 @@ class Dashboard:
     credited_today: list[Figure] | None = None
 
     @property
+    def counts(self) -> dict[str, int]:
+        """Rows behind each shown figure, all currencies (what its linked list counts)."""
+        names = ("overdue", "due_this_week", "failed_charges", "credited_today")
+        return {n: sum(f.count for f in getattr(self, n)) for n in names if getattr(self, n) is not None}
+
+    @property
     def empty(self) -> bool:
         return all(v is None for v in (self.overdue, self.due_this_week, self.failed_charges, self.credited_today))
 

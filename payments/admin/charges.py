@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import EMPTY, account_link, route_search
+from payments.admin.filters import CreatedWindowFilter
 from payments.models import Charge, ThreeDSChallenge, UsageRecord
 from payments.reasons import reason_choices, reason_label
 
@@ -58,7 +59,7 @@ class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "id", "account_uid", "amount_display", "status", "failure", "kind", "created_at", "completed_at",
         "attempts", "bill_link",
     )
-    list_filter = ("status", FailureReasonFilter, "kind")
+    list_filter = ("status", FailureReasonFilter, CreatedWindowFilter, "kind")
     list_select_related = ("account", "bill")
     raw_id_fields = ("account", "bill", "payment_method", "authenticated_by")
     ordering = ("-id",)

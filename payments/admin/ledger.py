@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import route_search
+from payments.admin.filters import CreditedTodayFilter
 from payments.models import Account, LedgerEntry
 from payments.selectors import account_balances, account_ledger
 
@@ -26,7 +27,7 @@ LEDGER_PAGE_SIZE = 100
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "created_at", "account_ledger", "kind", "amount_display", "reference", "created_by")
-    list_filter = ("kind",)
+    list_filter = ("kind", CreditedTodayFilter)
     list_select_related = ("account", "created_by")
     raw_id_fields = ("account", "reverses", "created_by")
     ordering = ("-id",)
