@@ -13,6 +13,8 @@ import html
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.helpers.dashboard_day import build_day
@@ -69,3 +71,17 @@ def test_credited_today_link_is_not_the_whole_ledger(client, superuser, now):
     count, link = figure_of(client.get(reverse("admin:index")).content.decode(), "credited-today")
     whole = followed_count(client, reverse("admin:payments_ledgerentry_changelist"))
     assert "credited=today" in link and whole > count
+
+
+def test_index_costs_the_same_queries_whatever_the_data(client, superuser, now):
+    """QUALITY.md admin budgets: the index makes a fixed number of queries (one per figure)."""
+    client.force_login(superuser)
+    client.get(reverse("admin:index"))  # session and content types warmed
+    with CaptureQueriesContext(connection) as empty:
+        client.get(reverse("admin:index"))
+    build_day(now)
+    build_day(now)
+    with CaptureQueriesContext(connection) as full:
+        page = client.get(reverse("admin:index")).content.decode()
+    assert figure_of(page, "failed-charges")[0] == 4
+    assert len(full) == len(empty) <= 12
