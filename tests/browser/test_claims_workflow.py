@@ -10,7 +10,7 @@ from django.utils import timezone
 from payments.models import Account
 from remittances.models import BankStatement, RemittanceAccount, RemittanceClaim
 from tests.helpers import browser_world
-from tests.helpers.browser import messages_text, submit_content_form
+from tests.helpers.browser import choose_account, messages_text, submit_content_form
 from tests.helpers.claims import bank_txn, credits_of, shared_account
 from tests.helpers.statements import SAMPLES, make_receiving_account
 from tests.remittances.samples import build
@@ -25,7 +25,7 @@ def initiate_and_review(page, base_url, steps, txn, account: Account) -> Remitta
     page.goto(f"{base_url}/admin/remittances/banktransaction/?status__exact=unmatched")
     steps.shot(page, "unmatched transfers")
     page.click(f"a[href$='/initiate/{txn.pk}/']")
-    page.fill("input[name=account]", account.uid)
+    choose_account(page, "account", account.uid)
     steps.shot(page, "initiate the claim")
     submit_content_form(page)
     assert "initiated" in messages_text(page)

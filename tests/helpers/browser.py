@@ -113,8 +113,10 @@ def messages_text(page) -> str:
 def choose_account(page, field: str, term: str) -> None:
     """Fill an account field by UID or name: through the autocomplete when the field has one
     (Django's select2 widget), else by typing into the field."""
+    page.wait_for_load_state("load")
     select2 = page.locator(f"select[name={field}] + .select2 .select2-selection")
-    if select2.count():
+    if page.locator(f"select[name={field}]").count():
+        select2.first.wait_for()  # the autocomplete widget, once its script has run
         select2.first.click()
         page.locator(".select2-search__field").fill(term)
         option = page.locator(".select2-results__option:not(.loading-results)", has_text=term)
