@@ -35,7 +35,6 @@ def eu_customer_with_one_card():
     return eu, only_card
 
 
-@pytest.mark.xfail(strict=False, reason="feature 'account page with each method's status and reason in words' (H2) not built yet")
 def test_link_5_eu_customer_page_explains_the_card_waiting_for_3_d_secure(signed_in, base_url, steps):
     """LINK-5 (EU region): the account page says the card waits for 3-D Secure and shows the
     challenge, when it was sent and when it expires."""

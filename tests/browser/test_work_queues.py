@@ -19,7 +19,6 @@ def figures_of(page) -> list[dict]:
     })""")
 
 
-@pytest.mark.xfail(strict=False, reason="feature 'work-queue index with data-figure/data-count figures' (H1) not built yet")
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_sec_3_each_work_queue_figure_equals_the_list_it_links_to(role, signed_in, base_url, steps):
     """SEC-3 (each role's own queue): every figure on the index links to a filtered list whose
