@@ -15,12 +15,15 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from import_export import resources, widgets
 
 from billing_backoffice.errors import BillingError
+from billing_backoffice.staff_jobs import JOB_THRESHOLD, BulkAction, bulk_action_start
 from billing_backoffice.money import money_text
 from billing_backoffice.url_converters import MAX_ID  # noqa: F401 - re-exported for the admins
 
@@ -143,13 +146,16 @@ def run_service_action(
     *,
     done_message: str,
     check: Callable[[object, object], str | None] | None = None,
+    job: BulkAction | None = None,
 ) -> None:
     """Call ``call(obj)`` once per selected object, in id order, and report each outcome.
 
     Each call is its own service transaction, so a refusal (a ``BillingError``) leaves the other
     objects' results in place and is shown with the rule that refused. ``check(obj, result)``
     may turn a returned result into a warning (e.g. a hold whose void the gateway refused).
-    ``done_message`` is formatted with ``count``.
+    ``done_message`` is formatted with ``count``. ``job``: the action registered as a bulk
+    action (``staff_jobs.bulk_action``); more than ``JOB_THRESHOLD`` objects then run as a staff
+    job in a worker, and the message links its progress page.
     """
     objects = list(queryset.order_by("pk")[: ACTION_OBJECT_LIMIT + 1])
     if len(objects) > ACTION_OBJECT_LIMIT:
@@ -158,6 +164,14 @@ def run_service_action(
             f"Select at most {ACTION_OBJECT_LIMIT} objects per action; nothing was done.",
             messages.ERROR,
         )
+        return
+    if job is not None and len(objects) > JOB_THRESHOLD:
+        started = bulk_action_start(job, ids=[obj.pk for obj in objects], actor=request.user, now=timezone.now())
+        url = reverse("admin:billing_backoffice_staffjob_progress", args=[started.pk])
+        modeladmin.message_user(request, format_html(
+            '{} objects: the action runs as a job. <a href="{}">Follow its progress</a> (also under "Recent jobs").',
+            len(objects), url,
+        ), messages.INFO)
         return
     done = 0
     for obj in objects:

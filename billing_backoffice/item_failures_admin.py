@@ -17,6 +17,17 @@ from django.utils.html import format_html
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.item_failures import job_item_failure_retry
 from billing_backoffice.models import JobItemFailure
+from billing_backoffice.staff_jobs import bulk_action
+
+
+# "Retry now" over many rows runs as a staff job (billing_backoffice/staff_jobs.py).
+RETRY_JOB = bulk_action(
+    "billing_backoffice.retry_job_item_failures",
+    model=JobItemFailure,
+    call=lambda failure, actor, now: job_item_failure_retry(failure_id=failure.pk, actor=actor, now=now),
+    done_message="{count} item(s) will be retried by the next run of their job.",
+    check=lambda failure, result: "already resolved" if result.resolved_at else None,
+)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -85,6 +96,7 @@ class JobItemFailureAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdm
         run_service_action(
             self, request, queryset,
             lambda failure: job_item_failure_retry(failure_id=failure.pk, actor=request.user, now=now),
-            done_message="{count} item(s) will be retried by the next run of their job.",
-            check=lambda failure, result: "already resolved" if result.resolved_at else None,
+            done_message=RETRY_JOB.done_message,
+            check=RETRY_JOB.check,
+            job=RETRY_JOB,  # more than JOB_THRESHOLD rows: a staff job with a progress page
         )

@@ -143,3 +143,6 @@ class JobItemFailure(models.Model):
         if self.given_up_at is not None:
             return "given up"
         return "retrying"
+
+
+from billing_backoffice.job_models import StaffJob  # noqa: E402,F401  (long staff work, issue 10)

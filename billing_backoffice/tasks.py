@@ -13,3 +13,12 @@ from billing_backoffice.task_retries import RETRY_OPTIONS
 def prune_scheduled_runs() -> int:
     """Delete finished scheduled runs past their retention (the window guard's old rows)."""
     return scheduled_runs_prune(now=timezone.now())
+
+
+@shared_task(name="billing_backoffice.run_bulk_action", **RETRY_OPTIONS)
+def run_bulk_action(*, job_id: int) -> int:
+    """A bulk admin action run as a staff job (``staff_jobs.bulk_action_run``); returns the job id."""
+    from billing_backoffice.staff_jobs import bulk_action_run
+
+    bulk_action_run(job_id=job_id, clock=timezone.now)
+    return job_id

@@ -5,6 +5,8 @@
 ``remittances/services/inbox.py`` for how files are claimed, filed away and retried.
 ``remittances.generate_payment_files`` (beat) puts every approved refund into the next outgoing
 pain.001 file (RFD-1); ``remittances.reconcile_day`` (beat) is the daily proof (RCN-1..3).
+``remittances.import_uploaded_statement`` imports a file finance uploaded in the admin, as a staff
+job with a progress page (``remittances/services/statement_uploads.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from remittances.services.inbox import TRANSIENT_ERRORS, statement_inbox_import
 def import_statement_inbox() -> dict:
     """REM-4: import each file of the statement inbox once; returns what happened to each."""
     return statement_inbox_import(now=timezone.now())
+
+
+@shared_task(
+    name="remittances.import_uploaded_statement",
+    autoretry_for=TRANSIENT_ERRORS,  # a database blip: the job is taken over and the file imported again
+    max_retries=3,
+    retry_backoff=30,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
+def import_uploaded_statement(*, job_id: int) -> int:
+    """A statement finance uploaded in the admin (a staff job, ``statement_uploads.py``)."""
+    from remittances.services.statement_uploads import statement_upload_run
+
+    statement_upload_run(job_id=job_id, now=timezone.now())
+    return job_id
 
 
 @shared_task(

@@ -58,6 +58,19 @@ def now(frozen_clock) -> datetime:
 
 
 @pytest.fixture
+def eager_tasks():
+    """Tasks run at once, in this thread, when sent (their errors raised): with
+    ``django_capture_on_commit_callbacks(execute=True)`` a staff job runs inside the request that
+    starts it, as the browser tests' fixture of the same name does in the live server."""
+    from billing_backoffice.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
 def make_card():
     return card_input
 

@@ -208,6 +208,7 @@ _QUEUE_OF_TASKS = {
         "payments.release_due_holds", "payments.release_hold", "payments.execute_charge",
         "payments.place_paypal_preauth", "payments.retry_failed_charges", "payments.charge_usage_thresholds",
         "payments.settle_account", "remittances.import_statement_inbox",
+        "remittances.import_uploaded_statement",  # a statement finance uploaded (a staff job)
         "remittances.generate_payment_files",  # RFD-1: approved refunds into the next pain.001 file
         # Customer notifications (NOTIFY-2): small, and the customer waits for them.
         "payments.deliver_notifications", "payments.sweep_notifications",
@@ -218,6 +219,7 @@ _QUEUE_OF_TASKS = {
         "payments.settlement_sweep", "payments.settle_chunk", "payments.mark_overdue_bills",
         "payments.run_reminders", "payments.send_reminders_chunk", "payments.notify_expiring_cards",
         "remittances.reconcile_day",  # RCN-1..3: every receiving account, set-based
+        "billing_backoffice.run_bulk_action",  # a staff member's bulk admin action (staff_jobs.py)
     ),
     # Housekeeping: nothing waits on it.
     "maintenance": (

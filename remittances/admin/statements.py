@@ -2,8 +2,10 @@
 
 - Bank statements are the bank's records: read-only, listed with their import summary. Finance
   staff (``remittances.import_bankstatement``) upload a file on a custom page (file + format);
-  the page calls ``statement_import`` once and shows the summary, or the refusal with its rule.
-  The size limit is checked on the upload before it is read.
+  the page stores it and queues its import as a staff job (``statement_upload_start``), then
+  redirects to the job's progress page: the bar, then the summary or the refusal with its rule.
+  The statement's page links its upload's job. The size limit is checked on the upload before
+  it is read.
 - Bank transactions are the "unmatched transactions" work queue: read-only, filtered by status,
   age, currency, amount range and receiving account; searched by exact bank reference (or id)
   and payer name. Big-table settings: estimated counts, no facets, ``list_select_related``.
@@ -22,6 +24,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -42,7 +45,7 @@ from billing_backoffice.errors import BillingError
 from payments.admin.display import account_link
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
-from remittances.services.statements import statement_import
+from remittances.services.statement_uploads import statement_job, statement_upload_start
 
 IMPORT_PERMISSION = "import_bankstatement"
 EMPTY = "—"
@@ -82,6 +85,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmi
     readonly_fields = (
         "receiving_account", "format", "identity", "currency", "opening_balance", "closing_balance",
         "period_start", "period_end", "file_name", "file_sha256", "imported_by", "imported_at", "summary",
+        "import_job",
     )
     fields = readonly_fields
     change_list_template = f"{TEMPLATES}/change_list.html"
@@ -122,46 +126,42 @@ class BankStatementAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmi
         return super().changelist_view(request, extra_context={**extra, **(extra_context or {})})
 
     def upload_view(self, request):
-        """Finance staff import one statement file and see its summary (or why it was refused)."""
+        """Finance staff upload one statement file; its import runs as a staff job (a Celery task)
+        and the page redirects to the job's progress bar and summary (``statement_uploads.py``)."""
         if not self.has_import_permission(request):
             raise PermissionDenied
-        summary = error = None
+        error = None
         form = StatementUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
             try:
-                summary = statement_import(
-                    data=b"".join(upload.chunks()),
-                    file_name=upload.name,
-                    fmt=form.cleaned_data["format"],
-                    actor=request.user,
+                job = statement_upload_start(
+                    upload=form.cleaned_data["file"], fmt=form.cleaned_data["format"], actor=request.user,
                     now=timezone.now(),
                 )
             except BillingError as refusal:
                 error = refusal
                 self.message_user(request, f"Nothing was imported: {refusal}", messages.ERROR)
             else:
-                self.message_user(
-                    request,
-                    f"{upload.name} imported: {summary.credited} credited, {summary.unmatched} unmatched, "
-                    f"{summary.duplicates} duplicates.",
-                    messages.SUCCESS,
-                )
-                form = StatementUploadForm()
+                return redirect("admin:billing_backoffice_staffjob_progress", job_id=job.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Import a bank statement",
             "form": form,
-            "summary": summary,
-            "figures": [(name, getattr(summary, name)) for name in SUMMARY_FIGURES] if summary else [],
-            "statement_urls": [
-                reverse("admin:remittances_bankstatement_change", args=[pk]) for pk in (summary.statement_ids if summary else [])
-            ],
             "error": error,
             "max_bytes": settings.STATEMENT_MAX_BYTES,
+            "jobs_url": reverse("admin:billing_backoffice_staffjob_changelist"),
         }
         return TemplateResponse(request, f"{TEMPLATES}/upload.html", context, status=400 if error else 200)
+
+    @admin.display(description="import job")
+    def import_job(self, obj: BankStatement):
+        """The upload's job (progress page and summary), for a statement uploaded in the admin."""
+        job = statement_job(obj)
+        if job is None:
+            return EMPTY
+        url = reverse("admin:billing_backoffice_staffjob_progress", args=[job.pk])
+        return format_html('<a href="{}">{}</a> ({})', url, job.title, job.get_state_display())
 
 
 # --- bank transactions: the unmatched-transactions work queue -------------------------------------

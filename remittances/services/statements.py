@@ -56,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -109,13 +110,16 @@ class ImportSummary:
 
 
 def statement_import(
-    *, data: bytes, file_name: str = "", fmt: str = AUTO, actor=None, now: datetime
+    *, data: bytes, file_name: str = "", fmt: str = AUTO, actor=None, now: datetime,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportSummary:
     """Import one statement file all-or-nothing (REM-1, REM-2, REM-4..7); see the module docstring.
 
     Raises a ``StatementError`` subclass (nothing recorded) when the file is refused.
     SEC-3: a staff ``actor`` needs ``remittances.import_bankstatement``; the inbox task and the
-    command import as ``SYSTEM`` (``None``).
+    command import as ``SYSTEM`` (``None``). ``progress(done, total)``, if given, is told the
+    file's line count once it is parsed and checked, before the import's transaction opens (a
+    staff job's progress bar, ``statement_uploads.py``), and again when every line is recorded.
     """
     staff_require(actor, permission="remittances.import_bankstatement", action="import bank statements")
     check_size(data)
@@ -140,8 +144,13 @@ def statement_import(
             prints.append(line_print(line.amount, kind_of(line.entry), line.detail.payer_name))
         plans.append(Plan(statement, receiving, identity, references, keys, prints, aliases))
     summary = ImportSummary(format=statements[0].format, file_sha256=sha, statements=len(plans))
+    lines = sum(len(plan.keys) for plan in plans)
+    if progress:
+        progress(0, lines)
     with transaction.atomic():
         _record(plans, summary=summary, file_name=file_name, sha=sha, actor=actor, now=now)
+    if progress:
+        progress(lines, lines)
     return summary
 
 

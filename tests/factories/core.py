@@ -1,4 +1,4 @@
-"""Factories of the project package's core models: scheduled runs and job item failures."""
+"""Factories of the project package's core models: scheduled runs, job item failures, staff jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from billing_backoffice.models import JobItemFailure, ScheduledRun
+from billing_backoffice.models import JobItemFailure, ScheduledRun, StaffJob
+
+from .accounts import UserFactory
 
 
 class ScheduledRunFactory(factory.django.DjangoModelFactory):
@@ -44,3 +46,16 @@ class JobItemFailureFactory(factory.django.DjangoModelFactory):
     first_failed_at = factory.LazyFunction(timezone.now)
     last_failed_at = factory.SelfAttribute("first_failed_at")
     next_retry_at = factory.LazyAttribute(lambda o: o.last_failed_at + timedelta(minutes=5))
+
+
+class StaffJobFactory(factory.django.DjangoModelFactory):
+    """A bulk action a member of staff started, queued with 30 objects to do."""
+
+    class Meta:
+        model = StaffJob
+
+    kind = "test.bulk_action"
+    title = "Release 30 holds"
+    actor = factory.SubFactory(UserFactory)
+    total = 30
+    created_at = factory.LazyFunction(timezone.now)
