@@ -208,6 +208,18 @@ def world(settings, tmp_path) -> dict:
     source = credited_txn(refunded, now=earlier, amount="50.00")
     refund = requested(refunded, source, by=finance(), now=earlier, amount="20.00")
     refund_services.refund_approve(refund_id=refund.pk, actor=finance(), now=earlier)
+    # A staff job (issue 10): a statement upload waiting for its import.
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from remittances.services.statement_uploads import statement_upload_start
+    from tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    upload_entries = [build.Entry("15.00", ref="UPL-1", txs=[build.Tx("15.00", "Payer")])]
+    upload = SimpleUploadedFile(
+        "upload.xml", build.camt(statement_id="UPL-1", entries=upload_entries, closing=build.STANDARD_OPENING + 15).encode()
+    )
+    ids["upload_job"] = statement_upload_start(upload=upload, actor=staff, now=earlier).pk
     return ids
 
 
@@ -239,6 +251,7 @@ DUPLICATE_CASES = {
     "payments.notify_expiring_cards": lambda w: {},
     "remittances.reconcile_day": lambda w: {"day": (timezone.now().date() - timedelta(days=1)).isoformat()},
     "remittances.generate_payment_files": lambda w: {},
+    "remittances.import_uploaded_statement": lambda w: {"job_id": w["upload_job"]},
 }
 
 
