@@ -93,7 +93,6 @@ def test_clm_3_a_staff_member_cannot_approve_a_claim_they_reviewed_and_is_told_w
     assert claim.status == RemittanceClaim.Status.REVIEWED and credits_of(txn) == []
 
 
-@pytest.mark.xfail(strict=False, reason="feature 'statement upload as a Celery task with a progress page' (H5) not built yet")
 def test_rem_4_finance_uploads_a_statement_and_sees_the_progress_and_the_summary(
     signed_in, base_url, steps, eager_tasks
 ):
