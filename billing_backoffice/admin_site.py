@@ -138,6 +138,11 @@ def refusal_text(label: str, error: BillingError) -> str:
     return f"{label}: {error.detail}"
 
 
+def log_done(modeladmin, request, obj, message: str, reason: str = "") -> None:
+    """LogEntry of a service-backed action (Recent actions and the object's History)."""
+    modeladmin.log_change(request, obj, f"{message} Reason: {reason}" if reason else message)
+
+
 def run_service_action(
     modeladmin,
     request,
@@ -147,6 +152,8 @@ def run_service_action(
     done_message: str,
     check: Callable[[object, object], str | None] | None = None,
     job: BulkAction | None = None,
+    log_message: str | None = None,
+    reason: str = "",
 ) -> None:
     """Call ``call(obj)`` once per selected object, in id order, and report each outcome.
 
@@ -155,7 +162,9 @@ def run_service_action(
     may turn a returned result into a warning (e.g. a hold whose void the gateway refused).
     ``done_message`` is formatted with ``count``. ``job``: the action registered as a bulk
     action (``staff_jobs.bulk_action``); more than ``JOB_THRESHOLD`` objects then run as a staff
-    job in a worker, and the message links its progress page.
+    job in a worker, and the message links its progress page. Each success is written to the
+    admin's LogEntry (Recent actions, the object's History): ``log_message`` (default: the done
+    message for one object) and the ``reason`` given on the confirmation page, if any.
     """
     objects = list(queryset.order_by("pk")[: ACTION_OBJECT_LIMIT + 1])
     if len(objects) > ACTION_OBJECT_LIMIT:
@@ -184,6 +193,8 @@ def run_service_action(
         if problem:
             modeladmin.message_user(request, f"{obj}: {problem}", messages.WARNING)
             continue
+        if hasattr(modeladmin, "log_change"):
+            log_done(modeladmin, request, obj, log_message or done_message.format(count=1), reason)
         done += 1
     if done:
         modeladmin.message_user(request, done_message.format(count=done), messages.SUCCESS)

@@ -9,6 +9,7 @@ Money, status and derived fields are ``readonly_fields``: they change only throu
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_value
 from django.db.models import Prefetch
@@ -18,13 +19,14 @@ from django.utils.html import format_html
 
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from billing_backoffice.admin_confirm import Preview, confirmed_action, rule_text
 from payments import services
 from payments.admin import account_page  # noqa: F401  (registers the payments panels)
 from payments.admin.account_panels import panels_for
 from payments.admin.display import EMPTY, masked_html
 from payments.models import Account, PaymentMethod
 from payments.selectors import account_uid_or_pk
-from payments.services.accounts import silent_period_ends_at
+from payments.services.accounts import deactivation_refusal, reactivation_refusal, silent_period_ends_at
 from payments.services.credit_control import account_credit_state
 
 
@@ -166,18 +168,48 @@ class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Deactivate (start the 15-day silent period)", permissions=["deactivate"])
     def deactivate_selected(self, request, queryset):
-        now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda account: services.account_deactivate(account_id=account.pk, now=now),
-            done_message="Deactivated {count} account(s).",
-        )
+        """Behind a confirmation page: when the silent period ends, or the rule that refuses it."""
+        return self._lifecycle_action(request, queryset, deactivate=True)
 
     @admin.action(description="Reactivate (within the silent period)", permissions=["deactivate"])
     def reactivate_selected(self, request, queryset):
+        return self._lifecycle_action(request, queryset, deactivate=False)
+
+    def _lifecycle_action(self, request, queryset, *, deactivate: bool):
+        service = services.account_deactivate if deactivate else services.account_reactivate
+        verb = "Deactivated" if deactivate else "Reactivated"
+
+        def perform(selected, reason):
+            now = timezone.now()
+            run_service_action(
+                self, request, selected, lambda account: service(account_id=account.pk, now=now),
+                done_message=f"{verb} {{count}} account(s).", log_message=f"{verb} through the admin.",
+                reason=reason,
+            )
+
         now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda account: services.account_reactivate(account_id=account.pk, now=now),
-            done_message="Reactivated {count} account(s).",
+        return confirmed_action(
+            self, request, queryset, action="deactivate_selected" if deactivate else "reactivate_selected",
+            title="Deactivate accounts" if deactivate else "Reactivate accounts",
+            intro="Deactivating starts the 15-day silent period: the methods stay linked, the account can be "
+            "reactivated until it ends, then it is closed and its methods released (LINK-2)." if deactivate
+            else "Reactivating ends the silent period; the account keeps its methods (LINK-2).",
+            preview=lambda accounts: [lifecycle_preview(a, deactivate=deactivate, now=now) for a in accounts],
+            perform=perform,
         )
+
+
+def lifecycle_preview(account: Account, *, deactivate: bool, now) -> Preview:
+    """What deactivating (or reactivating) ``account`` does, or the LINK-2/DEL-3 refusal."""
+    label = f"Account {account.uid} {account.name}"
+    refusal = deactivation_refusal(account) if deactivate else reactivation_refusal(account, now=now)
+    if refusal is not None:
+        return Preview(label, refusal=rule_text(refusal))
+    target = Account.Status.DEACTIVATED if deactivate else Account.Status.ACTIVE
+    if account.status == target:
+        return Preview(label, [("Status", f"Already {target.label.lower()}: nothing changes.")])
+    lines = [("Status", f"{account.get_status_display()} -> {target.label}")]
+    if deactivate:
+        ends = now + settings.ACCOUNT_SILENT_PERIOD
+        lines.append(("Silent period ends", f"{ends:%Y-%m-%d %H:%M} UTC; then the account is closed"))
+    return Preview(label, lines)

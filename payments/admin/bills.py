@@ -33,8 +33,10 @@ from billing_backoffice.admin_site import (
     refusal_text,
     run_service_action,
 )
+from billing_backoffice.admin_confirm import confirmed_action
 from billing_backoffice.errors import BillingError
 from payments.admin import bill_page
+from payments.admin.bill_payment import payment_previews
 from payments.admin.display import account_link, route_search
 from payments.models import Account, Bill
 from payments.selectors import settlement_switch_history
@@ -182,11 +184,24 @@ class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Pay from balance (SET-3, accounts with settlement off)", permissions=["pay"])
     def pay_from_balance(self, request, queryset):
-        now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda bill: bill_pay_manual(bill_id=bill.pk, actor=request.user, now=now),
-            done_message="Paid {count} bill(s) from the balance.",
+        """Behind a confirmation page: each bill's amount and the balance after it, or the
+        SET-2/SET-3 refusal; the service checks everything again when confirmed."""
+
+        def perform(selected, reason):
+            now = timezone.now()
+            run_service_action(
+                self, request, selected,
+                lambda bill: bill_pay_manual(bill_id=bill.pk, actor=request.user, now=now),
+                done_message="Paid {count} bill(s) from the balance.", log_message="Paid from the balance (SET-3).",
+                reason=reason,
+            )
+
+        return confirmed_action(
+            self, request, queryset.select_related("account"), action="pay_from_balance",
+            title="Pay bills from the balance",
+            intro="Each bill is paid in full from its account's balance in the bill's currency, oldest first "
+            "(SET-2); accounts with automatic settlement on are paid by the settlement instead (SET-3).",
+            preview=payment_previews, perform=perform,
         )
 
     # SET-1: the switch, per account.

@@ -14,11 +14,30 @@ from billing_backoffice.admin_site import (
     has_model_perm,
     run_service_action,
 )
+from billing_backoffice.admin_confirm import Preview, confirmed_action, rule_text
 from payments import services
 from payments.admin.display import MethodDisplayMixin
 from payments.models import PaymentMethod
 from payments.reasons import reason_label
 from payments.selectors import account_ids_named_by
+from payments.services.removal import removal_blocked, removal_successor
+
+
+def removal_preview(method: PaymentMethod) -> Preview:
+    """What removing ``method`` does, or the DEL rule that refuses it."""
+    label = f"{method.get_kind_display()} {method.masked} of account {method.account.uid} {method.account.name}"
+    refusal = removal_blocked(method)
+    if refusal is not None:
+        return Preview(label, refusal=rule_text(refusal))
+    if method.status == PaymentMethod.Status.REMOVED:
+        return Preview(label, [("Status", "Already removed: nothing changes.")])
+    successor = removal_successor(method)
+    lines = [
+        ("Status", f"{method.get_status_display()} -> Removed"),
+        ("Default method", (f"passes to {successor.masked}" if successor else "the account has no default afterwards")
+         if method.is_default else "unchanged"),
+    ]
+    return Preview(label, lines)
 
 
 # --- payment methods -------------------------------------------------------------------------
@@ -90,9 +109,22 @@ class PaymentMethodAdmin(MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMi
 
     @admin.action(description="Remove (unlink) (DEL-1..3)", permissions=["remove"])
     def remove_selected(self, request, queryset):
-        now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda method: services.payment_method_remove(method_id=method.pk, now=now),
-            done_message="Removed {count} payment method(s).",
+        """Behind a confirmation page: what is unlinked and what becomes the default, or the DEL
+        rule that refuses it (``removal_blocked``, the service's own check)."""
+
+        def perform(selected, reason):
+            now = timezone.now()
+            run_service_action(
+                self, request, selected,
+                lambda method: services.payment_method_remove(method_id=method.pk, now=now),
+                done_message="Removed {count} payment method(s).", log_message="Removed (unlinked) through the admin.",
+                reason=reason,
+            )
+
+        return confirmed_action(
+            self, request, queryset.select_related("account"), action="remove_selected",
+            title="Remove (unlink) payment methods",
+            intro="A removed method is unlinked for good; its card or PayPal account can then be linked to "
+            "another cloud account (DEL-4).",
+            preview=lambda methods: [removal_preview(method) for method in methods], perform=perform,
         )

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
+from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import free_text_check
 from payments.eligibility import region_for_country
 from payments.errors import AccountInUse, AccountNotFound, AccountStateError
@@ -42,6 +43,38 @@ def _locked_account(account_id: int) -> Account:
         raise AccountNotFound() from None
 
 
+def deactivation_refusal(account: Account) -> BillingError | None:
+    """LINK-2/DEL-3: why ``account`` may not be deactivated now (the error ``account_deactivate``
+    raises), or None; read without writes, so the admin's confirmation page shows it too."""
+    if account.status == Account.Status.DEACTIVATED:
+        return None
+    if account.status != Account.Status.ACTIVE:
+        return AccountStateError("Only an active account can be deactivated.", rule="LINK-2")
+    blocker = account_blocks_removing_last_active_method(account)
+    if blocker:
+        return AccountInUse(
+            f"The account cannot be deactivated: {blocker}; closing it would remove its payment methods."
+        )
+    return None
+
+
+def reactivation_refusal(account: Account, *, now: datetime) -> BillingError | None:
+    """LINK-2: why ``account`` may not be reactivated at ``now`` (the error ``account_reactivate``
+    raises), or None."""
+    if account.status == Account.Status.ACTIVE:
+        return None
+    if account.status != Account.Status.DEACTIVATED:
+        return AccountStateError("A closed account cannot be reactivated.", rule="LINK-2")
+    ends = silent_period_ends_at(account)
+    if ends is not None and ends <= now:
+        return AccountStateError(
+            f"The silent period ended on {ends:%Y-%m-%d %H:%M} UTC; the account is being closed "
+            "and cannot be reactivated.",
+            rule="LINK-2",
+        )
+    return None
+
+
 @transaction.atomic
 def account_deactivate(*, account_id: int, now: datetime) -> Account:
     """LINK-2: the silent period starts; methods stay linked until the account closes.
@@ -55,13 +88,9 @@ def account_deactivate(*, account_id: int, now: datetime) -> Account:
     account = _locked_account(account_id)
     if account.status == Account.Status.DEACTIVATED:
         return account
-    if account.status != Account.Status.ACTIVE:
-        raise AccountStateError("Only an active account can be deactivated.", rule="LINK-2")
-    blocker = account_blocks_removing_last_active_method(account)
-    if blocker:
-        raise AccountInUse(
-            f"The account cannot be deactivated: {blocker}; closing it would remove its payment methods."
-        )
+    refusal = deactivation_refusal(account)
+    if refusal is not None:
+        raise refusal
     account.status = Account.Status.DEACTIVATED
     account.deactivated_at = now
     account.save(update_fields=["status", "deactivated_at"])
@@ -78,15 +107,9 @@ def account_reactivate(*, account_id: int, now: datetime) -> Account:
     account = _locked_account(account_id)
     if account.status == Account.Status.ACTIVE:
         return account
-    if account.status != Account.Status.DEACTIVATED:
-        raise AccountStateError("A closed account cannot be reactivated.", rule="LINK-2")
-    ends = silent_period_ends_at(account)
-    if ends is not None and ends <= now:
-        raise AccountStateError(
-            f"The silent period ended on {ends:%Y-%m-%d %H:%M} UTC; the account is being closed "
-            "and cannot be reactivated.",
-            rule="LINK-2",
-        )
+    refusal = reactivation_refusal(account, now=now)
+    if refusal is not None:
+        raise refusal
     account.status = Account.Status.ACTIVE
     account.deactivated_at = None
     account.save(update_fields=["status", "deactivated_at"])

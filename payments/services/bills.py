@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing_backoffice.errors import BillingError
 from billing_backoffice.permissions import staff_require
 from billing_backoffice.item_failures import NOT_ISOLATED, JobItems, resolved_ids_sql, skipped_ids_sql
 from payments.errors import AccountNotFound
@@ -164,23 +165,12 @@ def bill_pay_manual(*, bill_id: int, actor, now: datetime) -> Bill:
         raise BillNotFound()
     account = Account.objects.select_for_update().get(pk=account_id)
     bill = Bill.objects.select_for_update().get(pk=bill_id)
-    if bill.status == Bill.Status.PAID:
-        raise BillAlreadyPaid()
-    if account.auto_settlement_enabled:
-        raise SettlementIsOn()
-    older = _older_unpaid(bill)
-    if older is not None:
-        raise OlderBillUnpaid(
-            f"Bill {older.reference} (issued {older.issued_at:%Y-%m-%d}) is older and still unpaid; "
-            "pay it first."
-        )
+    refusal = manual_payment_refusal(
+        bill, account=account, balance=account_balance(account_id=account_id, currency=bill.currency)
+    )
+    if refusal is not None:
+        raise refusal
     outstanding = bill.outstanding
-    available = max(account_balance(account_id=account_id, currency=bill.currency), 0)
-    if available < outstanding:
-        raise BalanceTooLow(
-            f"The balance of {available} {bill.currency} does not cover the {outstanding} "
-            f"{bill.currency} outstanding on this bill."
-        )
     before = bill.amount_paid
     posting = ledger_post(
         account_id=account_id, amount=-outstanding, currency=bill.currency,
@@ -200,10 +190,35 @@ def bill_pay_manual(*, bill_id: int, actor, now: datetime) -> Bill:
     return bill
 
 
-def _older_unpaid(bill: Bill) -> Bill | None:
+def manual_payment_refusal(bill: Bill, *, account: Account, balance, paid_first=()) -> BillingError | None:
+    """SET-3/SET-2: why ``bill_pay_manual`` refuses ``bill`` given the account's ``balance`` in
+    the bill's currency, or None. The one place these rules are decided: the service raises it
+    (under its locks), the admin's confirmation page shows it. ``paid_first``: ids of older bills
+    the same confirmation pays before this one (they no longer block it)."""
+    if bill.status == Bill.Status.PAID:
+        return BillAlreadyPaid()
+    if account.auto_settlement_enabled:
+        return SettlementIsOn()
+    older = _older_unpaid(bill, excluding=paid_first)
+    if older is not None:
+        return OlderBillUnpaid(
+            f"Bill {older.reference} (issued {older.issued_at:%Y-%m-%d}) is older and still unpaid; "
+            "pay it first."
+        )
+    available = max(balance, 0)
+    if available < bill.outstanding:
+        return BalanceTooLow(
+            f"The balance of {available} {bill.currency} does not cover the {bill.outstanding} "
+            f"{bill.currency} outstanding on this bill."
+        )
+    return None
+
+
+def _older_unpaid(bill: Bill, *, excluding=()) -> Bill | None:
     """The oldest unpaid bill of the same account and currency issued before this one (SET-2)."""
     return (
         Bill.objects.filter(account_id=bill.account_id, currency=bill.currency, status__in=UNPAID)
+        .exclude(pk__in=list(excluding))
         .filter(Q(issued_at__lt=bill.issued_at) | Q(issued_at=bill.issued_at, pk__lt=bill.pk))
         .order_by("issued_at", "pk")
         .first()

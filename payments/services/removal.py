@@ -24,6 +24,52 @@ def account_blocks_removing_last_active_method(account: Account) -> str | None:
     return None
 
 
+def removal_refusal(method: PaymentMethod, *, others: list[PaymentMethod], account: Account) -> RemovalRefused | None:
+    """DEL-2/DEL-3: why ``method`` may not be removed (the error the removal raises), or None.
+
+    ``others``: the account's other live methods. The one place these rules are decided: the
+    removal raises it, the admin's confirmation page and buttons show it (``removal_blocked``).
+    """
+    if method.is_default and method.status != Status.EXPIRED and others:
+        return RemovalRefused(
+            "This is the default payment method and the account has other methods; "
+            "switch the default to another active method first.",
+            rule="DEL-2",
+            code="default_method_in_use",
+        )
+    if method.status == Status.ACTIVE and not any(m.status == Status.ACTIVE for m in others):
+        blocker = account_blocks_removing_last_active_method(account)
+        if blocker:
+            return RemovalRefused(
+                f"This is the only active payment method and {blocker}.",
+                rule="DEL-3",
+                code="only_active_method_in_use",
+            )
+    return None
+
+
+def removal_blocked(method: PaymentMethod) -> RemovalRefused | None:
+    """What ``payment_method_remove`` would refuse now, read without locks or writes (a preview:
+    the removal checks again under its locks)."""
+    if method.status == Status.REMOVED:
+        return None
+    others = list(
+        PaymentMethod.objects.filter(account_id=method.account_id, status__in=PaymentMethod.LIVE_STATUSES)
+        .exclude(pk=method.pk)
+    )
+    return removal_refusal(method, others=others, account=Account.objects.get(pk=method.account_id))
+
+
+def removal_successor(method: PaymentMethod) -> PaymentMethod | None:
+    """DEF-1: the active method that becomes the default when ``method`` (the default) goes."""
+    if not method.is_default:
+        return None
+    return (
+        PaymentMethod.objects.filter(account_id=method.account_id, status=Status.ACTIVE)
+        .exclude(pk=method.pk).order_by("pk").first()
+    )
+
+
 @transaction.atomic
 def payment_method_remove(*, method_id: int, now: datetime, account_id: int | None = None) -> PaymentMethod:
     """Unlink a method (DEL-1..3); its fingerprint or PayPal payer becomes free (DEL-4).
@@ -49,21 +95,9 @@ def payment_method_remove(*, method_id: int, now: datetime, account_id: int | No
     if method.status == Status.REMOVED:
         return method
     others = [m for m in live if m.pk != method.pk]
-    if method.is_default and method.status != Status.EXPIRED and others:
-        raise RemovalRefused(
-            "This is the default payment method and the account has other methods; "
-            "switch the default to another active method first.",
-            rule="DEL-2",
-            code="default_method_in_use",
-        )
-    if method.status == Status.ACTIVE and not any(m.status == Status.ACTIVE for m in others):
-        blocker = account_blocks_removing_last_active_method(account)
-        if blocker:
-            raise RemovalRefused(
-                f"This is the only active payment method and {blocker}.",
-                rule="DEL-3",
-                code="only_active_method_in_use",
-            )
+    refusal = removal_refusal(method, others=others, account=account)
+    if refusal is not None:
+        raise refusal
     was_default = method.is_default
     method.status = Status.REMOVED
     method.is_default = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core import signing
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
@@ -34,6 +35,14 @@ from billing_backoffice.admin_site import (
     refusal_text,
     run_service_action,
 )
+from billing_backoffice.admin_confirm import (
+    USED,
+    Preview,
+    confirm_page,
+    is_confirming,
+    rule_text,
+    use_token,
+)
 from billing_backoffice.errors import BillingError
 from payments.models import Account
 from payments.admin.account_field import AccountChoiceField
@@ -42,6 +51,8 @@ from remittances.models import RemittanceAccount
 from remittances.pdf import payment_request_form_filename, payment_request_form_pdf
 from remittances.services.accounts import (
     dedicated_account_issue,
+    dedicated_issue_refusal,
+    dedicated_number_preview,
     remittance_account_resume,
     remittance_account_suspend,
 )
@@ -49,6 +60,7 @@ from remittances.services.accounts import (
 Kind = RemittanceAccount.Kind
 Status = RemittanceAccount.Status
 EMPTY = "—"
+ISSUE_SALT = "remittances.issue-dedicated-account"
 
 CHANGE_LIST_TEMPLATE = """{% extends "admin/change_list.html" %}
 {% block object-tools-items %}
@@ -218,23 +230,19 @@ class RemittanceAccountAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
         return super().changelist_view(request, extra_context)
 
     def issue_view(self, request):
-        """REM-3: an account manager issues a cloud account's dedicated remittance account."""
+        """REM-3: an account manager issues a cloud account's dedicated remittance account, after a
+        confirmation page showing the number it will get (drawn, not consumed: REM-1)."""
         if not self.has_issue_permission(request):
-            raise PermissionDenied
+            raise PermissionDenied("Issuing dedicated accounts needs the permission 'Can issue dedicated "
+                                   "remittance accounts' (Account managers).")
         initial = {"account": request.GET.get("account", "")}
         form = IssueDedicatedAccountForm(request.POST or None, initial=initial, admin_site=self.admin_site)
         if request.method == "POST" and form.is_valid():
             account = form.cleaned_data["account"]
-            try:
-                issued = dedicated_account_issue(account_id=account.pk, actor=request.user, now=timezone.now())
-            except BillingError as error:
-                form.add_error(None, refusal_text(str(account), error))
-            else:
-                self.message_user(
-                    request,
-                    f"Issued dedicated account {numbering.format_number(issued.number)} for {account}.",
-                    messages.SUCCESS,
-                )
+            if not is_confirming(request):
+                return self._issue_confirmation(request, account, dedicated_number_preview())
+            issued = self._issue_confirmed(request, form, account)
+            if issued is not None:
                 return HttpResponseRedirect(reverse("admin:remittances_remittanceaccount_change", args=[issued.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -245,6 +253,50 @@ class RemittanceAccountAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
             "waiting": self._waiting_accounts(),
         }
         return TemplateResponse(request, _template(ISSUE_TEMPLATE), context)
+
+    def _issue_confirmation(self, request, account: Account, number: str, warning: str = ""):
+        bank = settings.REMITTANCE_BANK
+        refusal = dedicated_issue_refusal(account)
+        label = f"Cloud account {account.uid} {account.name}"
+        preview = Preview(label, refusal=rule_text(refusal)) if refusal else Preview(label, [
+            ("Number to be issued", numbering.format_number(number)),
+            ("Bank", f"{bank['name']} ({bank['bic'].upper()}), {bank['country'].upper()}"),
+            ("Currency", bank["currency"].upper()),
+            ("Beneficiary", bank["beneficiary"]),
+        ])
+        return confirm_page(
+            self, request, title="Issue dedicated remittance account",
+            intro="The number belongs to this cloud account for ever and is never reassigned (REM-1); the "
+            "Payment Request Form can be downloaded once it is issued (REM-3).",
+            previews=[preview], hidden=[("account", str(account.pk)), ("number", signing.dumps(
+                {"account": account.pk, "number": number}, salt=ISSUE_SALT))],
+            warning=warning, cancel_url=reverse("admin:remittances_remittanceaccount_issue"),
+            action_url=reverse("admin:remittances_remittanceaccount_issue"),
+        )
+
+    def _issue_confirmed(self, request, form, account: Account) -> RemittanceAccount | None:
+        """The confirming POST: the number shown (signed, for this account) goes to the service,
+        which checks REM-1/CRED-1 again and takes the number only if it is still free."""
+        try:
+            shown = signing.loads(request.POST.get("number", ""), salt=ISSUE_SALT)
+        except signing.BadSignature:
+            shown = {}
+        number = shown.get("number") if shown.get("account") == account.pk else None
+        if number is None:
+            form.add_error(None, "The confirmation did not come from this page; nothing was issued.")
+            return None
+        if not use_token(request):  # a double submit issues nothing twice (the service refuses anyway)
+            self.message_user(request, USED, messages.WARNING)
+            return None
+        try:
+            issued = dedicated_account_issue(account_id=account.pk, actor=request.user, now=timezone.now(), number=number)
+        except BillingError as error:
+            form.add_error(None, refusal_text(str(account), error))
+            return None
+        text = f"Issued dedicated account {numbering.format_number(issued.number)} for {account}."
+        self.log_addition(request, issued, text)
+        self.message_user(request, text, messages.SUCCESS)
+        return issued
 
     def _waiting_accounts(self, limit: int = 20) -> list[Account]:
         dedicated = RemittanceAccount.objects.filter(account_id=OuterRef("pk"), kind=Kind.DEDICATED)

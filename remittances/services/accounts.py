@@ -25,6 +25,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from billing_backoffice import money
+from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import contains_card_number
 from billing_backoffice.permissions import staff_require
 from payments.errors import AccountNotFound, AccountStateError
@@ -97,8 +98,35 @@ def _check_may_issue(account: Account) -> None:
         )
 
 
+def dedicated_issue_refusal(account: Account) -> BillingError | None:
+    """REM-1 / CRED-1: why ``account`` gets no dedicated account now (what the issue raises), or
+    None; read without writes for the admin's confirmation page."""
+    try:
+        _check_may_issue(account)
+    except BillingError as error:
+        return error
+    return None
+
+
+def dedicated_number_preview() -> str:
+    """A number the next issue may use (REM-1), drawn without writing anything: no number is
+    consumed or reserved (numbers are random, never a counter). The confirmation page shows it
+    and hands it back to ``dedicated_account_issue(number=...)``, which takes it only if it is
+    still free and valid for the bank, and draws another otherwise."""
+    return numbering.new_dedicated_number(settings.REMITTANCE_BANK)
+
+
+def _candidate_numbers(bank, proposed: str | None):
+    """The confirmed number first (when it is a valid number of this bank), then fresh draws."""
+    proposed = numbering.normalise(proposed or "")
+    if proposed and numbering.is_valid_dedicated_number(proposed, country=bank["country"]):
+        yield proposed
+    for _ in range(MAX_NUMBER_ATTEMPTS):
+        yield numbering.new_dedicated_number(bank)
+
+
 @transaction.atomic
-def dedicated_account_issue(*, account_id: int, actor, now: datetime) -> RemittanceAccount:
+def dedicated_account_issue(*, account_id: int, actor, now: datetime, number: str | None = None) -> RemittanceAccount:
     """REM-1 / REM-3 / CRED-1: issue the cloud account's dedicated remittance account.
 
     Refused (nothing written) when the actor lacks ``issue_remittanceaccount``, the account is
@@ -106,7 +134,8 @@ def dedicated_account_issue(*, account_id: int, actor, now: datetime) -> Remitta
     the existing number). The account row is locked first so two managers issuing at once get
     one account and one refusal; the database constraints are the last word either way.
     A generated number that is already taken (by any remittance account, live or suspended) is
-    drawn again, at most ``MAX_NUMBER_ATTEMPTS`` times.
+    drawn again, at most ``MAX_NUMBER_ATTEMPTS`` times. ``number``: the one the confirmation page
+    showed (``dedicated_number_preview``), used when still free and valid for the bank.
     """
     _require(actor, "issue_remittanceaccount", "issue dedicated remittance accounts")
     try:
@@ -115,8 +144,7 @@ def dedicated_account_issue(*, account_id: int, actor, now: datetime) -> Remitta
         raise AccountNotFound() from None
     _check_may_issue(account)
     bank = settings.REMITTANCE_BANK
-    for _ in range(MAX_NUMBER_ATTEMPTS):
-        number = numbering.new_dedicated_number(bank)
+    for number in _candidate_numbers(bank, number):
         try:
             with transaction.atomic():  # a savepoint: a collision leaves the outer transaction usable
                 remittance_account = RemittanceAccount.objects.create(

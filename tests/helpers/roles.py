@@ -36,11 +36,37 @@ def changelist(model: str) -> str:
     return reverse(f"admin:payments_{model}_changelist")
 
 
-def action_post(client, model: str, action: str, ids):
-    """What the changelist's action form posts (also what a crafted request would post)."""
+def action_post(client, model: str, action: str, ids, *, reason: str = ""):
+    """What the changelist's action form posts (also what a crafted request would post). An
+    action behind a confirmation page (``billing_backoffice.admin_confirm``) is confirmed at once,
+    as a crafted POST would, even when the page's Confirm is disabled: the service decides."""
+    response = action_page(client, model, action, ids)
+    return confirm_post(client, response, reason=reason) if is_confirm_page(response) else response
+
+
+def action_page(client, model: str, action: str, ids):
+    """The first POST of an action only: its confirmation page, where it has one."""
     return client.post(
         changelist(model), {"action": action, "_selected_action": [str(i) for i in ids], "index": "0"}
     )
+
+
+def is_confirm_page(response) -> bool:
+    return response.status_code == 200 and response.context is not None and "confirm_field" in response.context
+
+
+def confirm_post(client, page, *, reason: str = "", url: str | None = None, data: dict | None = None):
+    """Press Confirm on a confirmation page: what its form posts (hidden fields, token, digest)."""
+    ctx, extra = page.context, data
+    data: dict[str, list[str]] = {}
+    for name, value in ctx["hidden"]:
+        data.setdefault(name, []).append(value)
+    data.update({
+        ctx["confirm_field"]: ["yes"], ctx["token_field"]: [ctx["token"]], ctx["digest_field"]: [ctx["digest"]],
+        "reason": [reason],
+    })
+    data.update({name: [value] for name, value in (extra or {}).items()})
+    return client.post(url or ctx["action_url"] or page.wsgi_request.get_full_path(), data)
 
 
 def in_group(name: str, username: str):

@@ -35,6 +35,7 @@ from remittances.services.accounts import (
 )
 from tests.factories import AccountFactory, UserFactory
 from tests.helpers.admin import messages_of
+from tests.helpers.roles import confirm_post
 from tests.helpers.remittance_accounts import MANAGER_PERMS, SHARED_IBAN, credit_account, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -374,7 +375,9 @@ def test_rem_3_account_manager_issues_a_dedicated_account_in_the_admin(client, a
     page = client.get(reverse(ISSUE_URL))
     assert page.status_code == 200
     assert account.uid in page.content.decode()  # listed among the accounts still waiting
-    response = client.post(reverse(ISSUE_URL), {"account": account.uid})
+    confirmation = client.post(reverse(ISSUE_URL), {"account": account.uid})
+    assert confirmation.status_code == 200 and not RemittanceAccount.objects.exists()  # a preview first
+    response = confirm_post(client, confirmation)
     ra = RemittanceAccount.objects.get(account=account)
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:remittances_remittanceaccount_change", args=[ra.pk])
