@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from billing_backoffice.errors import CARD_NUMBER_MESSAGE, BillingError, CardNumberInText
+from billing_backoffice.forbidden import forbidden_page  # the staff's 403 page (issue 10)
 from billing_backoffice.logging import redact_card_numbers
 
 
@@ -130,7 +131,7 @@ def handler400(request, exception=None):
 
 def handler403(request, exception=None):
     if not is_api_request(request):
-        return defaults.permission_denied(request, exception)
+        return forbidden_page(request, exception)
     return json_error(403)
 
 
