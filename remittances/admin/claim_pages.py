@@ -15,9 +15,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
-from billing_backoffice.admin_site import refusal_text
+from billing_backoffice.admin_site import log_done, refusal_text
+from billing_backoffice.money import money_text
 from billing_backoffice.errors import BillingError
-from remittances.claim_steps import decision_blocked
+from payments.services.ledger import account_balance
+from remittances.claim_steps import DECISIONS, decision_blocked, step_open, step_permissions
 from remittances.models import BankTransaction, RemittanceClaim
 from remittances.selectors import attach_candidates
 
@@ -57,7 +59,7 @@ class ClaimPagesMixin:
             except BillingError as error:
                 self.message_user(request, refusal_text(f"Claim #{claim.pk}", error), messages.ERROR)
             else:
-                self.message_user(request, done.format(claim=claim), messages.SUCCESS)
+                self._report_step(request, claim, done, form.cleaned_data)
             return self._back(claim.pk)
         blocked = decision_blocked(claim, request.user) if step in ("approve", "reject") else None
         context = {
@@ -66,7 +68,32 @@ class ClaimPagesMixin:
         }
         if step == "attach":
             context["candidates"] = attach_candidates(claim=claim)
+        if step == "approve" and not blocked:
+            context["effects"] = approval_effects(claim)
         return self._page(request, "step.html", context)
+
+    def _report_step(self, request, claim: RemittanceClaim, done: str, data: dict) -> None:
+        """The step's message and LogEntry; a replay the service accepted unchanged (a double
+        submit of an approval) is said so and logged nothing twice."""
+        after = RemittanceClaim.objects.filter(pk=claim.pk).values_list("status", "bank_transaction_id").first()
+        if after == (claim.status, claim.bank_transaction_id):
+            self.message_user(request, f"Claim #{claim.pk} is already {claim.get_status_display().lower()}; "
+                              "nothing changed.", messages.WARNING)
+            return
+        text = done.format(claim=claim)
+        log_done(self, request, claim, text, data.get("reason") or data.get("note") or "")
+        self.message_user(request, text, messages.SUCCESS)
+
+    def blocked_steps(self, claim: RemittanceClaim, user) -> dict[str, str]:
+        """CLM-3: the decision buttons ``user`` would have but may not press, with the reason (shown
+        disabled on the claim's page instead of hidden)."""
+        reason = decision_blocked(claim, user)
+        if not reason:
+            return {}
+        return {
+            step: reason for step in DECISIONS
+            if step_open(step, claim) and any(user.has_perm(p) for p in step_permissions(step, claim))
+        }
 
     def proof_view(self, request, claim_id: int):
         claim = get_object_or_404(RemittanceClaim, pk=claim_id)
@@ -88,3 +115,17 @@ class ClaimPagesMixin:
             return reverse("admin:remittances_banktransaction_changelist") + f"?status__exact={TxnStatus.UNMATCHED}"
         except NoReverseMatch:
             return None
+
+
+def approval_effects(claim: RemittanceClaim) -> list[tuple[str, str]]:
+    """What approving does (CLM-1, CLM-2): the transfer's amount credited once to the account, and
+    its balance after (before any settlement of open bills, SET-2). Read-only."""
+    txn = claim.bank_transaction
+    amount, currency = (txn.amount, txn.currency) if txn is not None else (claim.amount, claim.currency)
+    balance = account_balance(account_id=claim.account_id, currency=currency)
+    return [
+        ("Credited to", f"{claim.account.uid} {claim.account.name}"),
+        ("Amount credited", money_text(amount, currency)),
+        ("Balance now", money_text(balance, currency)),
+        ("Balance after", money_text(balance + amount, currency)),
+    ]

@@ -310,6 +310,7 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
             "claim": claim,
             "txn": txn,
             "step_urls": {step: self._url(step, claim.pk) for step, shown in steps.items() if shown},
+            "blocked_steps": self.blocked_steps(claim, request.user),
             "four_eyes": decision_blocked(claim, request.user) if claim.status in RemittanceClaim.OPEN_STATUSES else None,
             # Who else the transfer might be from: the reviewer's check that the evidence fits.
             "suggestions": claim_suggestions(transaction=txn) if txn is not None and staff else [],
@@ -332,7 +333,7 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
         return self._step_view(
             request, claim_id, step="approve", allowed=self.has_approve_permission(request), form_class=ApproveForm,
             call=lambda claim, data: services.claim_approve(claim_id=claim.pk, actor=request.user, now=timezone.now()),
-            title="Approve the claim", submit_label="Approve and credit",
+            title="Approve the claim", submit_label="Confirm: approve and credit",
             done="Claim #{claim.pk} approved; the transfer is credited to the account.",
         )
 
@@ -344,7 +345,7 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
             call=lambda claim, data: services.claim_reject(
                 claim_id=claim.pk, actor=request.user, reason=data["reason"], now=timezone.now()
             ),
-            title="Reject the claim", submit_label="Reject",
+            title="Reject the claim", submit_label="Confirm: reject",
             done="Claim #{claim.pk} rejected; the transfer can be claimed again.",
         )
 

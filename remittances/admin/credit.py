@@ -27,7 +27,14 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing_backoffice.admin_site import MAX_ID, BigTableAdminMixin, has_model_perm, money_column, refusal_text
+from billing_backoffice.admin_site import (
+    MAX_ID,
+    BigTableAdminMixin,
+    has_model_perm,
+    log_done,
+    money_column,
+    refusal_text,
+)
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.money import COLUMN_MAX, AmountFormField, CurrencyFormField
@@ -255,6 +262,7 @@ class CreditLimitRequestAdmin(BigTableAdminMixin, admin.ModelAdmin):
             except BillingError as error:
                 form.add_error(None, refusal_text("Not recorded", error))
             else:
+                self.log_addition(request, application, f"Recorded credit application #{application.pk} (staff).")
                 self.message_user(
                     request,
                     f"Recorded credit application #{application.pk}. Another account manager must "
@@ -291,7 +299,9 @@ class CreditLimitRequestAdmin(BigTableAdminMixin, admin.ModelAdmin):
             else:
                 done = "approved" if approve else "rejected"
                 obj.refresh_from_db()
-                self.message_user(request, f"{label} {done}. {_credit_now(obj)}", messages.SUCCESS)
+                text = f"{label} {done}. {_credit_now(obj)}"
+                log_done(self, request, obj, text, form.cleaned_data["note"])  # Recent actions, History
+                self.message_user(request, text, messages.SUCCESS)
             return HttpResponseRedirect(self._url("change", obj.pk))
         # On GET, say at once why the decision cannot be made; the POST is checked by the service.
         if obj.status != Status.SUBMITTED:

@@ -27,11 +27,13 @@ from billing_backoffice.admin_site import (
     refusal_text,
     run_service_action,
 )
+from billing_backoffice.admin_confirm import confirmed_action
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.money import AmountFormField, CurrencyFormField
 from payments.admin.account_field import AccountChoiceField
 from payments.admin.display import account_link
+from remittances.admin.funds_out_confirm import refund_previews, transfer_previews
 from remittances.models import FundsTransfer, PaymentFile, RefundRequest
 from remittances.services import payment_files, refunds, transfers
 
@@ -184,8 +186,16 @@ class RefundRequestAdmin(StepAdmin):
 
     @admin.action(description="Approve the selected refunds (four eyes)", permissions=["approve"])
     def approve_selected(self, request, queryset):
-        run_service_action(self, request, queryset, done_message="{count} refund(s) approved.",
-                           call=lambda r: refunds.refund_approve(refund_id=r.pk, actor=request.user, now=timezone.now()))
+        """Behind a confirmation page (issue 10): what leaves the balance, or the RFD refusal."""
+        return confirmed_action(
+            self, request, queryset.select_related("account"), action="approve_selected",
+            title="Approve refunds", intro="Approving debits the account's balance once (RFD-1).",
+            preview=lambda selected: refund_previews(selected, request.user),
+            perform=lambda selected, reason: run_service_action(
+                self, request, selected, done_message="{count} refund(s) approved.", reason=reason,
+                log_message="Refund approved (RFD-1).",
+                call=lambda r: refunds.refund_approve(refund_id=r.pk, actor=request.user, now=timezone.now())),
+        )
 
 
 # --- transfers between accounts -------------------------------------------------------------
@@ -272,9 +282,17 @@ class FundsTransferAdmin(StepAdmin):
 
     @admin.action(description="Approve the selected transfers (four eyes)", permissions=["approve"])
     def approve_selected(self, request, queryset):
-        run_service_action(self, request, queryset, done_message="{count} transfer(s) approved.",
-                           call=lambda t: transfers.transfer_approve(transfer_id=t.pk, actor=request.user,
-                                                                     now=timezone.now()))
+        """Behind a confirmation page (issue 10): both balances before and after, or the refusal."""
+        return confirmed_action(
+            self, request, queryset.select_related("from_account", "to_account"), action="approve_selected",
+            title="Approve transfers between accounts",
+            intro="Approving debits the first account and credits the second, once, together (RFD-2).",
+            preview=lambda selected: transfer_previews(selected, request.user),
+            perform=lambda selected, reason: run_service_action(
+                self, request, selected, done_message="{count} transfer(s) approved.", reason=reason,
+                log_message="Transfer approved (RFD-2).",
+                call=lambda t: transfers.transfer_approve(transfer_id=t.pk, actor=request.user, now=timezone.now())),
+        )
 
 
 # --- outgoing payment files -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from billing_backoffice import money as money_checks
+from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, LedgerEntry
@@ -103,6 +104,32 @@ def refund_request(
     )
 
 
+def _approval_checks(refund: RefundRequest, actor) -> None:
+    """RFD-1 four eyes, the state, RFD-3 limits (locking the source and the account): raises."""
+    staff_require(actor, permission=PERM_APPROVE, action="approve refunds", rule="RFD-1", system_allowed=False)
+    if refund.status != Status.SUBMITTED:
+        raise RefundStateError(f"Refund #{refund.pk} is {refund.get_status_display().lower()}.")
+    if actor.pk == refund.requested_by_id:
+        raise FourEyesViolation("You recorded this refund; another finance staff member must approve it.")
+    txn = locked_source(refund.bank_transaction_id, account_id=refund.account_id, currency=refund.currency)
+    check_limits(amount=refund.amount, currency=refund.currency, account_id=refund.account_id, txn=txn,
+                 excluding_refund=refund.pk)
+
+
+def refund_approval_refusal(*, refund_id: int, actor) -> BillingError | None:
+    """What ``refund_approve`` would refuse now (RFD-1, RFD-3), or None: the same checks, in a
+    transaction that writes nothing, for the admin's confirmation page."""
+    try:
+        with transaction.atomic():
+            refund = _locked(refund_id)
+            if refund.status in RefundRequest.DEBITED_STATUSES or refund.status == Status.RETURNED:
+                return None  # a replay changes nothing
+            _approval_checks(refund, actor)
+    except BillingError as error:
+        return error
+    return None
+
+
 @transaction.atomic
 def refund_approve(*, refund_id: int, actor, now: datetime, note: str = "") -> RefundRequest:
     """RFD-1/RFD-3: another finance member approves; the ledger is debited once.
@@ -115,14 +142,7 @@ def refund_approve(*, refund_id: int, actor, now: datetime, note: str = "") -> R
     refund = _locked(refund_id)
     if refund.status in RefundRequest.DEBITED_STATUSES or refund.status == Status.RETURNED:
         return refund  # a replay changes nothing
-    staff_require(actor, permission=PERM_APPROVE, action="approve refunds", rule="RFD-1", system_allowed=False)
-    if refund.status != Status.SUBMITTED:
-        raise RefundStateError(f"Refund #{refund.pk} is {refund.get_status_display().lower()}.")
-    if actor.pk == refund.requested_by_id:
-        raise FourEyesViolation("You recorded this refund; another finance staff member must approve it.")
-    txn = locked_source(refund.bank_transaction_id, account_id=refund.account_id, currency=refund.currency)
-    check_limits(amount=refund.amount, currency=refund.currency, account_id=refund.account_id, txn=txn,
-                 excluding_refund=refund.pk)
+    _approval_checks(refund, actor)
     posting = ledger_post(
         account_id=refund.account_id, amount=-refund.amount, currency=refund.currency,
         kind=LedgerEntry.Kind.REFUND, reference=refund_ledger_reference(refund.pk), now=now, actor=actor,

@@ -18,6 +18,7 @@ from datetime import datetime
 from django.db import transaction
 
 from billing_backoffice import money as money_checks
+from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, LedgerEntry
@@ -68,13 +69,8 @@ def transfer_request(
     )
 
 
-@transaction.atomic
-def transfer_approve(*, transfer_id: int, actor, now: datetime, note: str = "") -> FundsTransfer:
-    """RFD-2/RFD-3: finance approves; one debit and one credit, linked, in this transaction."""
-    free_text_check(note=note)
-    transfer = _locked(transfer_id)
-    if transfer.status == Status.APPROVED:
-        return transfer  # a replay changes nothing
+def _approval_checks(transfer: FundsTransfer, actor) -> None:
+    """RFD-2 four eyes, the state, RFD-3 limits (locking the source and both accounts): raises."""
     staff_require(actor, permission=PERM_APPROVE, action="approve transfers between accounts", rule="RFD-2",
                   system_allowed=False)
     if transfer.status != Status.SUBMITTED:
@@ -88,6 +84,29 @@ def transfer_approve(*, transfer_id: int, actor, now: datetime, note: str = "") 
         pk__in=[transfer.from_account_id, transfer.to_account_id]).order_by("pk").values_list("pk", flat=True))
     check_limits(amount=transfer.amount, currency=transfer.currency, account_id=transfer.from_account_id, txn=txn,
                  excluding_transfer=transfer.pk)
+
+
+def transfer_approval_refusal(*, transfer_id: int, actor) -> BillingError | None:
+    """What ``transfer_approve`` would refuse now (RFD-2, RFD-3), or None; writes nothing."""
+    try:
+        with transaction.atomic():
+            transfer = _locked(transfer_id)
+            if transfer.status == Status.APPROVED:
+                return None  # a replay changes nothing
+            _approval_checks(transfer, actor)
+    except BillingError as error:
+        return error
+    return None
+
+
+@transaction.atomic
+def transfer_approve(*, transfer_id: int, actor, now: datetime, note: str = "") -> FundsTransfer:
+    """RFD-2/RFD-3: finance approves; one debit and one credit, linked, in this transaction."""
+    free_text_check(note=note)
+    transfer = _locked(transfer_id)
+    if transfer.status == Status.APPROVED:
+        return transfer  # a replay changes nothing
+    _approval_checks(transfer, actor)
     out_ref, in_ref = transfer_ledger_references(transfer.pk)
     debit = ledger_post(
         account_id=transfer.from_account_id, amount=-transfer.amount, currency=transfer.currency,
