@@ -207,3 +207,25 @@ def test_sec_1_a_reason_with_a_card_number_is_refused_and_nothing_is_done(as_rol
     assert again.status_code == 200 and "4242 4242 4242 4242" not in again.content.decode()
     other.refresh_from_db()
     assert other.status == PaymentMethod.Status.ACTIVE
+
+
+# --- buttons that cannot be used say why ------------------------------------------------------------
+
+
+def test_del_2_the_default_methods_page_shows_remove_disabled_with_the_rule(as_role):
+    default, other = two_cards()
+    client = as_role("manager")
+    body = client.get(f"/admin/payments/paymentmethod/{default.pk}/change/").content.decode()
+    assert 'aria-disabled="true" title="DEL-2: This is the default payment method' in body
+    assert "Remove (unlink) cannot be used: DEL-2" in body
+    other_page = client.get(f"/admin/payments/paymentmethod/{other.pk}/change/").content.decode()
+    assert 'name="action" value="remove_selected"' in other_page and "cannot be used" not in other_page
+    assert 'name="action" value="make_default_selected"' in other_page
+
+
+def test_def_2_an_expired_method_shows_make_default_disabled_with_the_rule(as_role):
+    account = AccountFactory()
+    CardMethodFactory(account=account, is_default=True)
+    expired = CardMethodFactory(account=account, status=PaymentMethod.Status.EXPIRED)
+    body = as_role("manager").get(f"/admin/payments/paymentmethod/{expired.pk}/change/").content.decode()
+    assert "Make default cannot be used: DEF-2: Only an active method can become the default" in body

@@ -20,6 +20,7 @@ from payments.admin.display import MethodDisplayMixin
 from payments.models import PaymentMethod
 from payments.reasons import reason_label
 from payments.selectors import account_ids_named_by
+from payments.services.defaults import make_default_refusal
 from payments.services.removal import removal_blocked, removal_successor
 
 
@@ -84,6 +85,29 @@ class PaymentMethodAdmin(MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMi
             # it PostgreSQL reads every method (0.8 s at 2M, benchmarks/bench_admin.py).
             return queryset.filter(kind=PaymentMethod.Kind.PAYPAL, paypal_email__iexact=term), False
         return queryset.filter(paypal_payer_id__in={term, term.upper()}), False
+
+    change_form_template = "admin/payments/paymentmethod/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The page's Remove and Make default buttons: usable, or disabled with the rule that
+        refuses them (the services' own checks: ``removal_blocked``, ``make_default_refusal``)."""
+        method = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if method is not None:
+            extra["method_tools"] = self._method_tools(request, method)
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def _method_tools(self, request, method: PaymentMethod) -> list[dict]:
+        tools = []
+        if self.has_make_default_permission(request) and not method.is_default:
+            refusal = make_default_refusal(method)
+            tools.append({"action": "make_default_selected", "label": "Make default",
+                          "reason": rule_text(refusal) if refusal else ""})
+        if self.has_remove_permission(request) and method.status != PaymentMethod.Status.REMOVED:
+            refusal = removal_blocked(method)
+            tools.append({"action": "remove_selected", "label": "Remove (unlink)",
+                          "reason": rule_text(refusal) if refusal else ""})
+        return tools
 
     def has_make_default_permission(self, request) -> bool:
         return has_model_perm(request, self.opts, "make_default_paymentmethod")

@@ -35,6 +35,16 @@ def payment_method_activate(*, method_id: int, now: datetime) -> PaymentMethod:
     return method
 
 
+def make_default_refusal(method: PaymentMethod) -> DefaultSwitchRefused | None:
+    """DEF-2: why ``method`` cannot become the default (what the switch raises), or None."""
+    if method.is_default or method.status == Status.ACTIVE:
+        return None
+    return DefaultSwitchRefused(
+        f"Only an active method can become the default; this one is {method.get_status_display().lower()}.",
+        rule="DEF-2",
+    )
+
+
 @transaction.atomic
 def payment_method_make_default(*, method_id: int, account_id: int | None = None) -> PaymentMethod:
     """DEF-2: switch the default to another ``active`` method of the same account.
@@ -54,11 +64,9 @@ def payment_method_make_default(*, method_id: int, account_id: int | None = None
     method = PaymentMethod.objects.select_for_update().get(pk=method_id)
     if method.is_default:
         return method
-    if method.status != Status.ACTIVE:
-        raise DefaultSwitchRefused(
-            f"Only an active method can become the default; this one is {method.get_status_display().lower()}.",
-            rule="DEF-2",
-        )
+    refusal = make_default_refusal(method)
+    if refusal is not None:
+        raise refusal
     PaymentMethod.objects.filter(account_id=method.account_id, is_default=True).update(is_default=False)
     method.is_default = True
     method.save(update_fields=["is_default"])
