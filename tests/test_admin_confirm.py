@@ -229,3 +229,20 @@ def test_def_2_an_expired_method_shows_make_default_disabled_with_the_rule(as_ro
     expired = CardMethodFactory(account=account, status=PaymentMethod.Status.EXPIRED)
     body = as_role("manager").get(f"/admin/payments/paymentmethod/{expired.pk}/change/").content.decode()
     assert "Make default cannot be used: DEF-2: Only an active method can become the default" in body
+
+
+# --- Recent actions and History show what the services did --------------------------------------
+
+
+def test_sec_2_a_confirmed_payment_appears_in_recent_actions_and_in_the_bills_history(as_role):
+    account, [bill] = settlement_off_with("500.00", "120.00")
+    client = as_role("finance")
+    index = client.get("/admin/").content.decode()
+    recent = index[index.index('id="recent-actions-module"'):]
+    assert str(bill) not in recent
+    confirm_post(client, action_page(client, "bill", "pay_from_balance", [bill.pk]), reason="Customer asked")
+    index = client.get("/admin/").content.decode()
+    recent = index[index.index('id="recent-actions-module"'):]
+    assert str(Bill.objects.get(pk=bill.pk)) in recent or bill.reference in recent
+    history = client.get(f"/admin/payments/bill/{bill.pk}/history/").content.decode()
+    assert "Paid from the balance (SET-3). Reason: Customer asked" in history
