@@ -43,6 +43,7 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.errors import BillingError
 from payments.admin.display import account_link
+from remittances.admin.next_steps import next_step_html
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
 from remittances.services.statement_uploads import statement_job, statement_upload_start
@@ -305,9 +306,13 @@ class BankTransactionAdmin(ExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, 
     readonly_fields = (
         "statement", "receiving_account", "bank_reference", "position", "detail_index", "entry_kind", "status",
         "amount", "currency", "booking_date", "value_date", "payer_name", "payer_account", "remittance_info",
-        "end_to_end_id", "account", "ledger_entry", "received_at", "credited_at",
+        "end_to_end_id", "account", "ledger_entry", "received_at", "credited_at", "next_step",
     )
     fields = readonly_fields
+
+    @admin.display(description="next step (whose turn)")
+    def next_step(self, obj: BankTransaction):
+        return next_step_html(obj)
 
     @admin.display(description="receiving account", ordering="receiving_account__number")
     def receiving_number(self, obj: BankTransaction) -> str:

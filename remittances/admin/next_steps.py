@@ -1,0 +1,39 @@
+"""Whose turn it is for a bank transaction, in words (issue 10: every state has a next step for
+someone, or says whose it is), with a link to the page where it is done when there is one."""
+
+from __future__ import annotations
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+
+from remittances.models import BankTransaction
+
+Status = BankTransaction.Status
+
+STEPS = {
+    Status.UNMATCHED: "Account manager: find the customer and initiate a claim (CLM-1).",
+    Status.MATCHED: "Nobody: the import credits it to the dedicated account's owner (REM-1). If it stays "
+                    "here, finance checks the receiving account (suspended?) and the statement's summary.",
+    Status.CLAIMED: "Account manager reviews the claim, then finance (someone else) approves it (CLM-1, CLM-3).",
+    Status.CREDITED: "Nothing: credited to the account once (CLM-2). A payer's overpayment or mistake is "
+                     "refunded (RFD-1) or moved to the right account (RFD-2) by finance.",
+    Status.REVIEW: "Finance: it arrived in a currency the receiving account does not hold, so it credits "
+                   "nobody. Ask the bank to return it to the payer; the return on a later statement closes "
+                   "it (RVS-2). If it repeats a line with different figures, compare it with the first "
+                   "one (REM-4).",
+    Status.NOT_CREDITABLE: "Nothing: a debit, reversal or pending line credits nobody.",
+    Status.REVERSED: "Nothing: the bank took it back (RVS-1/RVS-2); an account left owing is in finance's queue.",
+}
+
+
+def next_step_html(txn: BankTransaction):
+    """The step for whoever's turn it is (the list's "claim" column links account managers to
+    the claim form; this text says it to everyone)."""
+    text = STEPS.get(txn.status, "")
+    if txn.status == Status.CLAIMED:
+        try:
+            url = reverse("admin:remittances_remittanceclaim_changelist") + f"?q={txn.bank_reference}"
+        except NoReverseMatch:
+            return text
+        return format_html('{} <a href="{}">Its claim</a>', text, url)
+    return text
