@@ -48,7 +48,6 @@ def test_link_5_eu_customer_page_explains_the_card_waiting_for_3_d_secure(signed
     assert "sent" in story.lower() and "expires" in story.lower()
 
 
-@pytest.mark.xfail(strict=False, reason="feature 'confirmation page of remove a payment method' (H4) not built yet")
 def test_del_3_removing_a_method_that_cannot_be_removed_is_refused_before_confirming(signed_in, base_url, steps):
     """DEL-3: removing the only active card of an account that owes money is refused, with the
     rule, on the confirmation page, whose Confirm cannot be pressed; the card stays."""
@@ -64,7 +63,6 @@ def test_del_3_removing_a_method_that_cannot_be_removed_is_refused_before_confir
     assert only_card.status == PaymentMethod.Status.ACTIVE
 
 
-@pytest.mark.xfail(strict=False, reason="feature 'confirmation page of pay from balance' (H4) not built yet")
 def test_set_3_finance_pays_a_bill_from_the_balance_after_seeing_amount_and_balance_after(
     signed_in, base_url, steps
 ):

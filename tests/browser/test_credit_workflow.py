@@ -55,10 +55,6 @@ def issue_dedicated_account(page, base_url, steps, account) -> RemittanceAccount
     return issued
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "features not built yet: the credit application's account field by UID with autocomplete (H3) "
-    "and the confirmation page of 'issue a dedicated account number' (H4)"
-))
 def test_cred_2_rem_3_credit_application_by_uid_approved_by_another_manager_then_account_issued_and_form_downloaded(
     signed_in, base_url, steps
 ):
