@@ -50,11 +50,6 @@ class Preview:
     refusal: str | None = None
 
 
-def rule_text(error) -> str:
-    """A ``BillingError`` as a page says it: ``"DEL-3: This is the only ..."``."""
-    return f"{error.rule}: {error.detail}" if error.rule else str(error.detail)
-
-
 class ReasonForm(ForgetsCardNumbers, forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False,

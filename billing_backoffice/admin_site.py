@@ -133,9 +133,7 @@ def has_model_perm(request, opts, codename: str) -> bool:
 
 def refusal_text(label: str, error: BillingError) -> str:
     """``"Card •••• 4242: DEL-2: This is the default ..."``: the object, the rule, the reason."""
-    if error.rule:
-        return f"{label}: {error.rule}: {error.detail}"
-    return f"{label}: {error.detail}"
+    return f"{label}: {error.rule_text}"
 
 
 def log_done(modeladmin, request, obj, message: str, reason: str = "") -> None:

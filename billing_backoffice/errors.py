@@ -33,6 +33,11 @@ class BillingError(Exception):
     def __str__(self) -> str:
         return f"{self.detail} ({self.rule})" if self.rule else self.detail
 
+    @property
+    def rule_text(self) -> str:
+        """The refusal as staff screens say it, rule first: ``"DEL-3: This is the only ..."``."""
+        return f"{self.rule}: {self.detail}" if self.rule else str(self.detail)
+
 
 class NotFound(BillingError):
     code = "not_found"

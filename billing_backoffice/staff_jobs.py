@@ -187,7 +187,7 @@ def _bulk_item(action: BulkAction, pk: int, *, actor, now: datetime, outcome: di
     try:
         result = action.call(obj, actor, now)
     except BillingError as error:
-        _note(outcome, "refused", _refusal_text(str(obj), error))
+        _note(outcome, "refused", f"{obj}: {error.rule_text}")
         return
     except Exception as error:  # noqa: BLE001 - one poison object never halts the job
         logger.exception("bulk action %s failed on %s", action.name, pk)
@@ -198,11 +198,6 @@ def _bulk_item(action: BulkAction, pk: int, *, actor, now: datetime, outcome: di
         _note(outcome, "warnings", f"{obj}: {problem}")
         return
     outcome["done"] += 1
-
-
-def _refusal_text(label: str, error: BillingError) -> str:
-    """The words of ``admin_site.refusal_text`` (which imports this module, so not imported here)."""
-    return f"{label}: {error.rule}: {error.detail}" if error.rule else f"{label}: {error.detail}"
 
 
 def _note(outcome: dict, counter: str, text: str) -> None:

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
-from billing_backoffice.admin_confirm import Preview, confirmed_action, rule_text
+from billing_backoffice.admin_confirm import Preview, confirmed_action
 from payments import services
 from payments.admin import account_page  # noqa: F401  (registers the payments panels)
 from payments.admin.account_panels import panels_for
@@ -204,7 +204,7 @@ def lifecycle_preview(account: Account, *, deactivate: bool, now) -> Preview:
     label = f"Account {account.uid} {account.name}"
     refusal = deactivation_refusal(account) if deactivate else reactivation_refusal(account, now=now)
     if refusal is not None:
-        return Preview(label, refusal=rule_text(refusal))
+        return Preview(label, refusal=refusal.rule_text)
     target = Account.Status.DEACTIVATED if deactivate else Account.Status.ACTIVE
     if account.status == target:
         return Preview(label, [("Status", f"Already {target.label.lower()}: nothing changes.")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing_backoffice.admin_confirm import Preview, rule_text
+from billing_backoffice.admin_confirm import Preview
 from billing_backoffice.money import money_text
 from payments.models import Bill
 from payments.services.bills import manual_payment_refusal
@@ -27,7 +27,7 @@ def payment_previews(bills: list[Bill]) -> list[Preview]:
         label = f"Bill {bill.reference} of account {bill.account.uid} {bill.account.name}"
         refusal = manual_payment_refusal(bill, account=bill.account, balance=before, paid_first=paid.get(key, ()))
         if refusal is not None:
-            previews.append(Preview(label, refusal=rule_text(refusal)))
+            previews.append(Preview(label, refusal=refusal.rule_text))
             continue
         after = before - bill.outstanding
         balances[key] = after

@@ -14,7 +14,7 @@ from billing_backoffice.admin_site import (
     has_model_perm,
     run_service_action,
 )
-from billing_backoffice.admin_confirm import Preview, confirmed_action, rule_text
+from billing_backoffice.admin_confirm import Preview, confirmed_action
 from payments import services
 from payments.admin.display import MethodDisplayMixin
 from payments.models import PaymentMethod
@@ -29,7 +29,7 @@ def removal_preview(method: PaymentMethod) -> Preview:
     label = f"{method.get_kind_display()} {method.masked} of account {method.account.uid} {method.account.name}"
     refusal = removal_blocked(method)
     if refusal is not None:
-        return Preview(label, refusal=rule_text(refusal))
+        return Preview(label, refusal=refusal.rule_text)
     if method.status == PaymentMethod.Status.REMOVED:
         return Preview(label, [("Status", "Already removed: nothing changes.")])
     successor = removal_successor(method)
@@ -102,11 +102,11 @@ class PaymentMethodAdmin(MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMi
         if self.has_make_default_permission(request) and not method.is_default:
             refusal = make_default_refusal(method)
             tools.append({"action": "make_default_selected", "label": "Make default",
-                          "reason": rule_text(refusal) if refusal else ""})
+                          "reason": refusal.rule_text if refusal else ""})
         if self.has_remove_permission(request) and method.status != PaymentMethod.Status.REMOVED:
             refusal = removal_blocked(method)
             tools.append({"action": "remove_selected", "label": "Remove (unlink)",
-                          "reason": rule_text(refusal) if refusal else ""})
+                          "reason": refusal.rule_text if refusal else ""})
         return tools
 
     def has_make_default_permission(self, request) -> bool:

@@ -40,7 +40,6 @@ from billing_backoffice.admin_confirm import (
     Preview,
     confirm_page,
     is_confirming,
-    rule_text,
     use_token,
 )
 from billing_backoffice.errors import BillingError
@@ -258,7 +257,7 @@ class RemittanceAccountAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
         bank = settings.REMITTANCE_BANK
         refusal = dedicated_issue_refusal(account)
         label = f"Cloud account {account.uid} {account.name}"
-        preview = Preview(label, refusal=rule_text(refusal)) if refusal else Preview(label, [
+        preview = Preview(label, refusal=refusal.rule_text) if refusal else Preview(label, [
             ("Number to be issued", numbering.format_number(number)),
             ("Bank", f"{bank['name']} ({bank['bic'].upper()}), {bank['country'].upper()}"),
             ("Currency", bank["currency"].upper()),

@@ -5,7 +5,7 @@ Read-only; the approval itself is the admin action's ``run_service_action``."""
 
 from __future__ import annotations
 
-from billing_backoffice.admin_confirm import Preview, rule_text
+from billing_backoffice.admin_confirm import Preview
 from billing_backoffice.money import money_text
 from payments.services.ledger import account_balance
 from remittances.models import FundsTransfer, RefundRequest
@@ -26,7 +26,7 @@ def refund_previews(refunds_selected: list[RefundRequest], user) -> list[Preview
         label = f"Refund #{refund.pk}: {money_text(refund.amount, refund.currency)} to {refund.payer_name}"
         refusal = refunds.refund_approval_refusal(refund_id=refund.pk, actor=user)
         if refusal is not None:
-            previews.append(Preview(label, refusal=rule_text(refusal)))
+            previews.append(Preview(label, refusal=refusal.rule_text))
             continue
         previews.append(Preview(label, [
             ("Debited from", f"{refund.account.uid} {refund.account.name}"),
@@ -43,7 +43,7 @@ def transfer_previews(selected: list[FundsTransfer], user) -> list[Preview]:
         label = f"Transfer #{transfer.pk}: {money_text(transfer.amount, transfer.currency)}"
         refusal = transfers.transfer_approval_refusal(transfer_id=transfer.pk, actor=user)
         if refusal is not None:
-            previews.append(Preview(label, refusal=rule_text(refusal)))
+            previews.append(Preview(label, refusal=refusal.rule_text))
             continue
         previews.append(Preview(label, [
             ("From", f"{transfer.from_account.uid} {transfer.from_account.name}"),
