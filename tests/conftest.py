@@ -58,6 +58,17 @@ def now(frozen_clock) -> datetime:
 
 
 @pytest.fixture
+def sent(monkeypatch):
+    """Messages sent to the broker, as (task name, kwargs), recorded instead of sent."""
+    from celery.app.task import Task
+
+    messages = []
+    monkeypatch.setattr(Task, "apply_async", lambda task, args=None, kwargs=None, **options: messages.append(
+        (task.name, kwargs)))
+    return messages
+
+
+@pytest.fixture
 def eager_tasks():
     """Tasks run at once, in this thread, when sent (their errors raised): with
     ``django_capture_on_commit_callbacks(execute=True)`` a staff job runs inside the request that

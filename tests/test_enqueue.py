@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import pytest
 from celery import current_app
-from celery.app.task import Task
 from django.db import transaction
 
 from billing_backoffice.enqueue import enqueue_on_commit, registered_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    messages = []
-
-    def record(task, args=None, kwargs=None, **options):
-        messages.append((task.name, kwargs))
-
-    monkeypatch.setattr(Task, "apply_async", record)
-    return messages
 
 
 def test_sent_by_name_only_after_the_commit(sent, django_capture_on_commit_callbacks):

@@ -6,7 +6,6 @@ job, and bulk admin actions over many rows run as a job (``billing_backoffice/st
 from __future__ import annotations
 
 import pytest
-from celery.app.task import Task
 from django.conf import settings
 from django.urls import reverse
 
@@ -115,18 +114,6 @@ def test_the_job_tasks_have_their_queues():
 
 
 # --- bulk actions over many rows -----------------------------------------------------------------
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Messages sent to the broker (name, kwargs), instead of sending them."""
-    messages = []
-
-    def record(task, args=None, kwargs=None, **options):
-        messages.append((task.name, kwargs))
-
-    monkeypatch.setattr(Task, "apply_async", record)
-    return messages
 
 
 def retry_post(client, failures):

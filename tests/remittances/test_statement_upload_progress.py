@@ -6,7 +6,6 @@ final summary, the statement's page links the job, and identical bytes are recog
 from __future__ import annotations
 
 import pytest
-from celery.app.task import Task
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -24,13 +23,6 @@ UPLOAD_URL = "admin:remittances_bankstatement_upload"
 
 def upload(client, name="camt053_v08.xml"):
     return client.post(reverse(UPLOAD_URL), {"file": SimpleUploadedFile(name, sample(name)), "format": "auto"})
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    messages = []
-    monkeypatch.setattr(Task, "apply_async", lambda task, args=None, kwargs=None, **o: messages.append((task.name, kwargs)))
-    return messages
 
 
 def test_rem_4_upload_queues_the_import_and_the_progress_endpoint_reports_the_summary(
