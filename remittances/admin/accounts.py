@@ -72,9 +72,7 @@ ISSUE_TEMPLATE = """{% extends "admin/base_site.html" %}
 {% block extrahead %}{{ block.super }}<script src="{% url 'admin:jsi18n' %}"></script>{{ form.media }}{% endblock %}
 {% block extrastyle %}{{ block.super }}<link rel="stylesheet" href="{% static 'admin/css/forms.css' %}">{% endblock %}
 {% block breadcrumbs %}<div class="breadcrumbs">
-  <a href="{% url 'admin:index' %}">{% translate 'Home' %}</a> &rsaquo;
-  <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a> &rsaquo;
-  <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a> &rsaquo;
+  {% include "admin/_changelist_crumbs.html" %}
   {{ title }}
 </div>{% endblock %}
 {% block content %}<div id="content-main">

@@ -72,9 +72,7 @@ FORM_PAGE = """{% extends "admin/base_site.html" %}
 {% load admin_urls %}
 {% block extrahead %}{{ block.super }}{{ media }}{% endblock %}
 {% block breadcrumbs %}<div class="breadcrumbs">
-  <a href="{% url 'admin:index' %}">Home</a> &rsaquo;
-  <a href="{% url 'admin:app_list' app_label=opts.app_label %}">{{ opts.app_config.verbose_name }}</a> &rsaquo;
-  <a href="{% url opts|admin_urlname:'changelist' %}">{{ opts.verbose_name_plural|capfirst }}</a> &rsaquo;
+  {% include "admin/_changelist_crumbs.html" %}
   {{ title }}
 </div>{% endblock %}
 {% block content %}
