@@ -194,6 +194,9 @@ class BankTransaction(models.Model):
         NOT_CREDITABLE = "not_creditable", "Not creditable (debit, reversal or pending)"
         # RVS-1/RVS-2 (remittances.services.reversals): the bank took the transfer back.
         REVERSED = "reversed", "Reversed or returned by the bank"
+        # RFD-1 (remittances.services.payment_files): credited, then refunded in full to the payer
+        # by refunds whose payment file went to the bank; a returned refund makes it credited again.
+        REFUNDED = "refunded", "Refunded to the payer"
 
     class EntryKind(models.TextChoices):
         CREDIT = "credit", "Booked credit"
@@ -254,7 +257,8 @@ class BankTransaction(models.Model):
             models.CheckConstraint(name="banktxn_amount_positive", condition=Q(amount__gt=0)),
             models.CheckConstraint(
                 name="banktxn_credited_has_entry",
-                condition=~Q(status="credited") | (Q(ledger_entry__isnull=False) & Q(account__isnull=False)),
+                condition=~Q(status__in=["credited", "refunded"])
+                | (Q(ledger_entry__isnull=False) & Q(account__isnull=False)),
             ),
         ]
 

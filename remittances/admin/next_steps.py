@@ -22,6 +22,9 @@ STEPS = {
                    "it (RVS-2). If it repeats a line with different figures, compare it with the first "
                    "one (REM-4).",
     Status.NOT_CREDITABLE: "Nothing: a debit, reversal or pending line credits nobody.",
+    Status.REFUNDED: "Nothing: paid back in full to the payer (RFD-1), its payment file sent to the bank. If "
+                     "the bank reports the payment rejected, finance records the return and the money is "
+                     "credited back once.",
     Status.REVERSED: "Nothing: the bank took it back (RVS-1/RVS-2); an account left owing is in finance's queue.",
 }
 

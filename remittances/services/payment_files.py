@@ -4,8 +4,10 @@
 account and currency, and moves each refund ``approved -> in_file`` with a conditional update
 naming the file: a refund is in exactly one file even when two finance members (or a job)
 generate at once (the refunds are locked in pk order with ``SKIP LOCKED``: a concurrent run
-takes the others or none). ``payment_file_mark_sent`` records that the file went to the bank.
-A payment the bank then reports rejected is ``refunds.refund_return``.
+takes the others or none). ``payment_file_mark_sent`` records that the file went to the bank;
+a credited bank transaction its sent refunds now pay back in full becomes ``refunded`` (a stored
+state, RFD-1/RCN-3). A payment the bank then reports rejected is ``refunds.refund_return``,
+which credits the money back once and makes that transaction ``credited`` again.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F, OuterRef, Subquery, Sum
 
 from billing_backoffice.permissions import staff_require
-from remittances.models import PaymentFile, RefundRequest
+from remittances.models import BankTransaction, PaymentFile, RefundRequest
 from remittances.payment_files import Debtor, Payment, end_to_end_id, pain001_write
 from remittances.services.funds_out import RequestNotFound
 from remittances.errors import (  # noqa: F401 (raised here, importable from here)
@@ -83,8 +86,31 @@ def payment_file_mark_sent(*, payment_file_id: int, actor, now: datetime) -> Pay
     if payment_file.status == PaymentFile.Status.SENT:
         return payment_file
     RefundRequest.objects.filter(payment_file=payment_file, status=Status.IN_FILE).update(status=Status.SENT)
+    transactions_mark_refunded(
+        RefundRequest.objects.filter(payment_file=payment_file, bank_transaction__isnull=False)
+        .values_list("bank_transaction_id", flat=True)
+    )
     payment_file.status = PaymentFile.Status.SENT
     payment_file.sent_by = actor
     payment_file.sent_at = now
     payment_file.save(update_fields=["status", "sent_by", "sent_at"])
     return payment_file
+
+
+def transactions_mark_refunded(txn_ids) -> int:
+    """RFD-1: these credited bank transactions that sent refunds pay back in full are ``refunded``.
+
+    The transactions are locked (after the refunds, the order of ``funds_out``) so a refund being
+    approved out of one at the same time is counted or waits."""
+    ids = list(
+        BankTransaction.objects.select_for_update().filter(pk__in=list(txn_ids), status=BankTransaction.Status.CREDITED)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    sent = Subquery(
+        RefundRequest.objects.filter(bank_transaction_id=OuterRef("pk"), status=Status.SENT)
+        .order_by().values("bank_transaction_id").annotate(s=Sum("amount")).values("s")[:1]
+    )
+    full = BankTransaction.objects.filter(pk__in=ids).annotate(sent_total=sent).filter(sent_total__gte=F("amount"))
+    return BankTransaction.objects.filter(pk__in=list(full.values_list("pk", flat=True))).update(
+        status=BankTransaction.Status.REFUNDED
+    )

@@ -18,7 +18,8 @@ grouped queries answer every account at once; nothing is read per account.
   them (their credits, less the reversing entries of their reversals) equals the creditable
   lines (booked credits in the account's currency) less the reversals of credited lines.
 - RCN-3 (shared accounts): every booked credit up to that day is unmatched, claimed, credited,
-  refunded (credited and refunded in full) or reversed; the totals per state and age are kept
+  refunded (credited, then paid back in full by refunds whose payment file was sent: the stored
+  ``refunded`` status) or reversed; the totals per state and age are kept
   on the day; a credit in any other state is an exception.
 Each difference is a ``ReconciliationException`` with the statements and lines involved; a
 person records its resolution, and a day whose exceptions are all resolved is ``resolved``.
@@ -46,7 +47,6 @@ from remittances.models import (
     BankTransaction,
     ReconciliationDay,
     ReconciliationException,
-    RefundRequest,
     RemittanceAccount,
 )
 from remittances.errors import ResolutionRequired  # noqa: F401 (raised here)
@@ -169,7 +169,7 @@ def _rcn2(dedicated: list[int], day: date) -> dict[int, dict]:
         figures = out[row["reversal__receiving_account_id"]]
         figures["bank"] -= row["taken"]
         figures["ledger"] += row["posted"]
-    uncredited = creditable.exclude(status__in=[Status.CREDITED, Status.REVERSED])
+    uncredited = creditable.exclude(status__in=[Status.CREDITED, Status.REFUNDED, Status.REVERSED])
     for pk, account_id in uncredited.values_list("pk", "receiving_account_id")[:10000]:
         out[account_id]["faults"].append(pk)
     for pk, account_id in reversals.filter(outcome=BankReversal.Outcome.OWING).values_list(
@@ -182,14 +182,8 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
     """RCN-3 per account: booked credits up to ``day`` by state and age, and those in no state."""
     credits = BankTransaction.objects.filter(receiving_account_id__in=account_ids, entry_kind=Kind.CREDIT,
                                              booking_date__lte=day)
-    refunded = Subquery(
-        RefundRequest.objects.filter(bank_transaction_id=OuterRef("pk"), status__in=RefundRequest.DEBITED_STATUSES)
-        .order_by().values("bank_transaction_id").annotate(s=Sum("amount")).values("s")[:1]
-    )
     state = Case(
-        When(Q(status=Status.CREDITED) & Q(refunded_total__gte=F("amount")), then=Value("refunded")),
-        When(status__in=[Status.UNMATCHED, Status.CLAIMED, Status.CREDITED, Status.REVERSED], then=F("status")),
-        default=Value("none"), output_field=CharField(),
+        When(status__in=RCN3_STATES, then=F("status")), default=Value("none"), output_field=CharField(),
     )
     age = Case(
         When(booking_date__gte=day - timedelta(days=7), then=Value(AGES[0][1])),
@@ -197,7 +191,7 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
         default=Value(AGES[2][1]), output_field=CharField(),
     )
     totals: dict[int, dict] = defaultdict(dict)
-    rows = credits.annotate(refunded_total=refunded, state=state, age=age).values(
+    rows = credits.annotate(state=state, age=age).values(
         "receiving_account_id", "state", "age").annotate(n=Count("pk"), total=Sum("amount")).order_by()
     for row in rows:
         bucket = totals[row["receiving_account_id"]].setdefault(row["state"], {"count": 0, "amount": "0.00", "by_age": {}})
@@ -205,7 +199,7 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
         bucket["amount"] = str(Decimal(bucket["amount"]) + row["total"])
         bucket["by_age"][row["age"]] = {"count": row["n"], "amount": str(row["total"])}
     strays: dict[int, list[int]] = defaultdict(list)
-    outside = credits.exclude(status__in=[Status.UNMATCHED, Status.CLAIMED, Status.CREDITED, Status.REVERSED])
+    outside = credits.exclude(status__in=RCN3_STATES)
     for pk, account_id in outside.values_list("pk", "receiving_account_id")[:10000]:
         strays[account_id].append(pk)
     return totals, strays

@@ -27,7 +27,7 @@ from billing_backoffice.free_text import free_text_check
 from billing_backoffice.permissions import staff_require
 from payments.models import Account, LedgerEntry
 from payments.services.ledger import ledger_post, ledger_reverse
-from remittances.models import RefundRequest, RemittanceAccount, refund_ledger_reference
+from remittances.models import BankTransaction, RefundRequest, RemittanceAccount, refund_ledger_reference
 from remittances.services.funds_out import (
     FourEyesViolation,
     RequestNotFound,
@@ -184,7 +184,8 @@ def refund_reject(*, refund_id: int, actor, reason: str, now: datetime) -> Refun
 def refund_return(*, refund_id: int, actor, reason: str, now: datetime) -> RefundRequest:
     """The bank reported the payment rejected: the money goes back to the balance, once.
 
-    From ``in_file`` or ``sent`` only. The credit back is a reversing entry of the refund's
+    From ``in_file`` or ``sent`` only. A bank transaction the refund had paid back in full
+    (``refunded``) is ``credited`` again: its money is on the balance again. The credit back is a reversing entry of the refund's
     debit (``reversal:refund:<id>``; the ledger's unique reference and one-to-one ``reverses``
     make a second return impossible).
     """
@@ -195,6 +196,10 @@ def refund_return(*, refund_id: int, actor, reason: str, now: datetime) -> Refun
         return refund
     if refund.status not in (Status.IN_FILE, Status.SENT):
         raise RefundStateError(f"Refund #{refund.pk} is {refund.get_status_display().lower()}; only a payment in a file is returned.")
+    # The transaction it paid back is credited again (its lock before the account's, funds_out).
+    BankTransaction.objects.filter(
+        pk=refund.bank_transaction_id, status=BankTransaction.Status.REFUNDED
+    ).update(status=BankTransaction.Status.CREDITED)
     posting = ledger_reverse(
         entry_id=refund.ledger_entry_id, now=now, actor=actor, memo=f"Refund #{refund.pk} returned by the bank"
     )

@@ -133,9 +133,10 @@ def reversal_apply(*, reversal_id: int, now: datetime) -> BankReversal:
     original = BankTransaction.objects.select_for_update().get(pk=found.pk)
     if BankReversal.objects.filter(original=original).exists() or original.status == Status.REVERSED:
         return BankReversal.objects.create(**record, outcome=Outcome.UNKNOWN, note="The original is already reversed.")
-    if original.status == Status.CREDITED:
+    if original.status in (Status.CREDITED, Status.REFUNDED):
         # Reversed whatever the ledger can take: its money is no longer there to refund or move
-        # (RFD-3 only lets credited money leave) and RCN-3 counts it reversed.
+        # (RFD-3 only lets credited money leave) and RCN-3 counts it reversed. A refunded credit
+        # the bank also takes back was paid out twice: the account owes what its balance lacks.
         original.status = Status.REVERSED
         original.save(update_fields=["status"])
         try:

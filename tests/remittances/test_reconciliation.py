@@ -21,7 +21,7 @@ from remittances.models import (
     RemittanceAccount,
     bank_transaction_ledger_reference,
 )
-from remittances.services import reconciliation, refunds, reversals
+from remittances.services import payment_files, reconciliation, refunds, reversals
 from remittances.tasks import reconcile_day
 from tests.factories import AccountFactory
 from tests.remittances.refund_helpers import credited_txn, finance, requested, shared_account, staff
@@ -168,6 +168,8 @@ def test_rcn_3_shared_credits_totals_per_state_and_age_and_strays(now):
     BankTransaction.objects.filter(pk=refunded.pk).update(booking_date=FRI)
     refund = requested(account, refunded, by=finance(), now=now, amount="30.00")
     refunds.refund_approve(refund_id=refund.pk, actor=finance(), now=now)
+    for payment_file in payment_files.payment_files_generate(actor=finance(), now=now):  # RFD-1: sent
+        payment_files.payment_file_mark_sent(payment_file_id=payment_file.pk, actor=finance(), now=now)
     stray = line(fri, "5.00", now=now, status=BankTransaction.Status.MATCHED)  # matched on a shared account
     BankStatement.objects.filter(pk=fri.pk).update(closing_balance=Decimal("0.00"))
     reconciliation.reconciliation_run(day=FRI, now=now)
