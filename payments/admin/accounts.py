@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from billing_backoffice.admin_confirm import Preview, confirmed_action
@@ -24,6 +25,7 @@ from payments import services
 from payments.admin import account_page  # noqa: F401  (registers the payments panels)
 from payments.admin.account_panels import panels_for
 from payments.admin.display import EMPTY, masked_html
+from payments.admin.exports import AccountResource
 from payments.models import Account, PaymentMethod
 from payments.selectors import account_uid_or_pk
 from payments.services.accounts import deactivation_refusal, reactivation_refusal, silent_period_ends_at
@@ -48,7 +50,8 @@ class AccountAdminForm(ForgetsCardNumbers, forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(BigTableAdminMixin, admin.ModelAdmin):
+class AccountAdmin(StreamedExportMixin, BigTableAdminMixin, admin.ModelAdmin):
+    resource_classes = [AccountResource]
     form = AccountAdminForm
     list_display = (
         "uid", "name", "kind", "country_code", "region", "status", "silent_period_end", "kyc_status",

@@ -34,10 +34,12 @@ from billing_backoffice.admin_site import (
     run_service_action,
 )
 from billing_backoffice.admin_confirm import confirmed_action
+from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.errors import BillingError
 from payments.admin import bill_page
 from payments.admin.bill_payment import payment_previews
 from payments.admin.display import account_link, route_search
+from payments.admin.exports import BillResource
 from payments.models import Account, Bill
 from payments.selectors import settlement_switch_history
 from payments.services.bills import bill_pay_manual, settlement_switch
@@ -115,7 +117,8 @@ class SettlementSwitchForm(forms.Form):
 
 
 @admin.register(Bill)
-class BillAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BillAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [BillResource]
     list_display = (
         "reference", "account_uid", "status", "total_display", "outstanding", "due_date", "issued_at",
         "kind", "region", "settlement",

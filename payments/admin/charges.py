@@ -10,8 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import EMPTY, account_link, route_search
+from payments.admin.exports import ChargeResource
 from payments.admin.filters import CreatedWindowFilter
 from payments.models import Charge, ThreeDSChallenge, UsageRecord
 from payments.reasons import reason_choices, reason_label
@@ -54,7 +56,8 @@ def bill_link(obj):
 
 
 @admin.register(Charge)
-class ChargeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ChargeAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [ChargeResource]
     list_display = (
         "id", "account_uid", "amount_display", "status", "failure", "kind", "created_at", "completed_at",
         "attempts", "bill_link",

@@ -11,8 +11,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, money_column
 from payments.admin.display import route_search
+from payments.admin.exports import LedgerEntryResource
 from payments.admin.filters import CreditedTodayFilter
 from payments.models import Account, LedgerEntry
 from payments.selectors import account_balances, account_ledger
@@ -25,7 +27,8 @@ LEDGER_PAGE_SIZE = 100
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [LedgerEntryResource]
     list_display = ("id", "created_at", "account_ledger", "kind", "amount_display", "reference", "created_by")
     list_filter = ("kind", CreditedTodayFilter)
     list_select_related = ("account", "created_by")

@@ -15,8 +15,10 @@ from billing_backoffice.admin_site import (
     run_service_action,
 )
 from billing_backoffice.admin_confirm import Preview, confirmed_action
+from billing_backoffice.admin_export import StreamedExportMixin
 from payments import services
 from payments.admin.display import MethodDisplayMixin
+from payments.admin.exports import PaymentMethodResource
 from payments.models import PaymentMethod
 from payments.reasons import reason_label
 from payments.selectors import account_ids_named_by
@@ -45,7 +47,8 @@ def removal_preview(method: PaymentMethod) -> Preview:
 
 
 @admin.register(PaymentMethod)
-class PaymentMethodAdmin(MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PaymentMethodAdmin(StreamedExportMixin, MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [PaymentMethodResource]
     list_display = (
         "id", "method_masked", "network", "status_display", "is_default", "account_uid", "region",
         "expiry", "created_at",

@@ -13,8 +13,9 @@
 - Buttons appear only for holders of the permission and not for the initiator/reviewer where
   CLM-3 forbids; a crafted POST goes to the service anyway, which refuses and changes nothing.
   Refusals are shown with the rule ID (``Claim #7: CLM-3: ...``).
-- Export of the (filtered) list to CSV/XLSX for anyone who may view claims; text cells that a
-  spreadsheet would run as a formula are prefixed with ``'``.
+- Export of the (filtered) list to CSV/XLSX, streamed (``billing_backoffice.admin_export``), for
+  anyone who may view claims; text cells that a spreadsheet would run as a formula are prefixed
+  with ``'``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from import_export import fields as ie_fields
-from import_export.admin import ExportMixin
-from import_export.formats.base_formats import CSV, XLSX
 
+from billing_backoffice.admin_export import StreamedExportMixin, StreamedResource
 from billing_backoffice.admin_site import (
     MAX_ID,
     BigTableAdminMixin,
-    FormulaSafeResource,
     ReadOnlyAdminMixin,
     digits_pk,
     has_model_perm,
@@ -125,7 +124,7 @@ class InitiateForm(forms.Form):
 
 # --- export ----------------------------------------------------------------------------------------
 
-class RemittanceClaimResource(FormulaSafeResource):
+class RemittanceClaimResource(StreamedResource):
     """CSV/XLSX export of claims; payer names, references and notes come from outside."""
 
     account_uid = ie_fields.Field(column_name="account_uid", attribute="account__uid")
@@ -142,9 +141,6 @@ class RemittanceClaimResource(FormulaSafeResource):
             "reviewed_at", "decided_by", "decided_at", "note",
         )
         export_order = fields
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("account", "initiated_by", "reviewed_by", "decided_by")
 
 
 # --- list filters ---------------------------------------------------------------------------------
@@ -191,9 +187,8 @@ class CurrencyFilter(admin.SimpleListFilter):
 
 
 @admin.register(RemittanceClaim)
-class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    resource_classes = [RemittanceClaimResource]
-    formats = [CSV, XLSX]
+class RemittanceClaimAdmin(ClaimPagesMixin, StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    resource_classes = [RemittanceClaimResource]  # streamed, for those who may view claims
     change_form_template = f"{TEMPLATES}/change_form.html"
     change_list_template = f"{TEMPLATES}/change_list.html"
     list_display = (
@@ -230,15 +225,6 @@ class RemittanceClaimAdmin(ClaimPagesMixin, ExportMixin, BigTableAdminMixin, Rea
 
     def has_approve_permission(self, request) -> bool:
         return has_model_perm(request, self.opts, "approve_remittanceclaim")
-
-    def has_export_permission(self, request) -> bool:
-        # Claims carry payer names and references: exported only to those who may view them.
-        return self.has_view_permission(request)
-
-    def get_export_queryset(self, request):
-        return super().get_export_queryset(request).select_related(
-            "account", "initiated_by", "reviewed_by", "decided_by"
-        )
 
     def has_initiate_permission(self, request) -> bool:
         # add_remittanceclaim means "initiate a claim" through the service, never the add form.

@@ -29,14 +29,11 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from import_export import fields
-from import_export.admin import ExportMixin
-from import_export.formats.base_formats import CSV, XLSX
 
+from billing_backoffice.admin_export import Column, StreamedExportMixin, StreamedResource
 from billing_backoffice.admin_site import (
     MAX_ID,
     BigTableAdminMixin,
-    FormulaSafeResource,
     ReadOnlyAdminMixin,
     has_model_perm,
     money_column,
@@ -168,29 +165,22 @@ class BankStatementAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmi
 # --- bank transactions: the unmatched-transactions work queue -------------------------------------
 
 
-class BankTransactionResource(FormulaSafeResource):
+class BankTransactionResource(StreamedResource):
     """CSV/XLSX export of bank transactions, with formula cells neutralised."""
 
-    receiving_account = fields.Field(column_name="receiving_account")
-    statement = fields.Field(column_name="statement")
+    receiving_account = Column("receiving_account", "receiving_account__number")
+    account_uid = Column("account_uid", "account__uid")
+    account_name = Column("account_name", "account__name")
+    statement = Column("statement", "statement__identity")
 
     class Meta:
         model = BankTransaction
         fields = (
             "id", "received_at", "status", "entry_kind", "amount", "currency", "value_date", "booking_date",
             "payer_name", "payer_account", "remittance_info", "end_to_end_id", "bank_reference",
-            "receiving_account", "account", "statement", "credited_at",
+            "receiving_account", "account_uid", "account_name", "statement", "credited_at",
         )
         export_order = fields
-
-    def dehydrate_receiving_account(self, txn: BankTransaction) -> str:
-        return txn.receiving_account.number
-
-    def dehydrate_statement(self, txn: BankTransaction) -> str:
-        return txn.statement.identity
-
-    def get_queryset(self):
-        return super().get_queryset().select_related("receiving_account", "statement")
 
 
 class AgeFilter(admin.SimpleListFilter):
@@ -285,9 +275,8 @@ class ReceivingAccountFilter(admin.SimpleListFilter):
 
 
 @admin.register(BankTransaction)
-class BankTransactionAdmin(ExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
-    resource_classes = [BankTransactionResource]
-    formats = [CSV, XLSX]
+class BankTransactionAdmin(StreamedExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
+    resource_classes = [BankTransactionResource]  # streamed, for those who may view transactions
     list_display = (
         "id", "received_at", "status", "amount_display", "payer_name", "bank_reference", "account_cell",
         "receiving_number", "entry_kind", "value_date",
@@ -344,7 +333,3 @@ class BankTransactionAdmin(ExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, 
         if term.isdigit() and int(term) <= MAX_ID:
             q |= Q(pk=int(term))
         return queryset.filter(q), False
-
-    def has_export_permission(self, request) -> bool:
-        # Exports show every transaction's payer and reference: only to those who may view them.
-        return self.has_view_permission(request)

@@ -14,3 +14,10 @@ def as_user(client, user):
     """The test client logged in as ``user``."""
     client.force_login(user)
     return client
+
+
+def body_of(response) -> bytes:
+    """The whole body of a response, streamed (an export's CSV or XLSX file) or not."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content

@@ -16,7 +16,7 @@ from payments.models import LedgerEntry
 from payments.services.ledger import account_balance
 from remittances.models import BankTransaction, RemittanceClaim
 from remittances.services import claims as svc
-from tests.helpers.admin import messages_of
+from tests.helpers.admin import body_of, messages_of
 from tests.factories import AccountFactory
 from tests.helpers.claims import (
     bank_txn,
@@ -376,7 +376,7 @@ def test_claims_csv_export_neutralises_formula_cells_and_needs_view_permission(c
     url = reverse("admin:remittances_remittanceclaim_export")
     response = as_user(client, finance).post(url, {"format": "0", "resource": "0", **fields})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    text = response.content.decode("utf-8")
+    text = body_of(response).decode("utf-8")
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text and "'+cmd" in text
     assert f"{claim.pk}," in text and "9.99" in text and claim.account.uid in text
     assert as_user(client, staff("outsider")).get(url).status_code == 403

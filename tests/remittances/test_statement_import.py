@@ -31,6 +31,7 @@ from remittances.services.receiving import UnknownReceivingAccount
 from remittances.services.statement_lines import BatchMismatch, UnreconciledStatement
 from remittances.services.statements import statement_import
 from tests.factories import AccountFactory, UserFactory
+from tests.helpers.admin import body_of
 from tests.helpers.statements import SAMPLES, do_import, ledger_total, make_receiving_account, sample
 from tests.remittances.samples import build
 
@@ -685,13 +686,13 @@ def test_admin_csv_and_xlsx_exports_neutralise_formula_cells(client, finance_use
     url = reverse("admin:remittances_banktransaction_export")
     response = client.post(url, {"format": "0", "resource": "0", **fields})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    text = response.content.decode("utf-8")
+    text = body_of(response).decode("utf-8")
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text and "'+cmd" in text
     xlsx = client.post(url, {"format": "1", "resource": "0", **fields})
     assert xlsx.status_code == 200
     import openpyxl
 
-    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    sheet = openpyxl.load_workbook(io.BytesIO(body_of(xlsx))).active
     values = [cell.value for row in sheet.iter_rows() for cell in row if isinstance(cell.value, str)]
     assert "'=HYPERLINK(\"http://evil.invalid\",\"x\")" in values
     assert not any(v.startswith(("=", "+", "@")) for v in values)
