@@ -173,7 +173,8 @@ def run_service_action(
         )
         return
     if job is not None and len(objects) > JOB_THRESHOLD:
-        started = bulk_action_start(job, ids=[obj.pk for obj in objects], actor=request.user, now=timezone.now())
+        started = bulk_action_start(job, ids=[obj.pk for obj in objects], actor=request.user, now=timezone.now(),
+                                    log_message=log_message or done_message.format(count=1), reason=reason)
         url = reverse("admin:billing_backoffice_staffjob_progress", args=[started.pk])
         modeladmin.message_user(request, format_html(
             '{} objects: the action runs as a job. <a href="{}">Follow its progress</a> (also under "Recent jobs").',

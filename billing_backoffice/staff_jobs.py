@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 
@@ -149,12 +150,17 @@ def bulk_action(name: str, *, model, call: Callable, done_message: str, check: C
     return action
 
 
-def bulk_action_start(action: BulkAction, *, ids: list[int], actor, now: datetime) -> StaffJob:
-    """Record the job and send it to a worker once the request's transaction commits."""
+def bulk_action_start(action: BulkAction, *, ids: list[int], actor, now: datetime, log_message: str = "",
+                      reason: str = "") -> StaffJob:
+    """Record the job and send it to a worker once the request's transaction commits.
+
+    ``log_message`` (default: the done message for one object) and ``reason`` are what each
+    success writes to the admin's LogEntry."""
     noun = action.model._meta.verbose_name_plural
+    log_message = log_message or action.done_message.format(count=1)
     job = job_create(
         kind=action.name, title=f"{action.name}: {len(ids)} {noun}", actor=actor, now=now, total=len(ids),
-        params={"ids": list(ids)},
+        params={"ids": list(ids), "log": f"{log_message} Reason: {reason}" if reason else log_message},
     )
     enqueue_on_commit(BULK_TASK, job_id=job.pk)
     return job
@@ -170,16 +176,17 @@ def bulk_action_run(*, job_id: int, clock: Callable[[], datetime]) -> StaffJob |
         job_fail(job_id, now=clock(), error=f"No bulk action is registered as {job.kind!r}.")
         return job
     ids = job.params.get("ids", [])
+    log = job.params.get("log") or action.done_message.format(count=1)
     outcome = job.summary.get("outcome") or {"done": 0, "refused": 0, "warnings": 0, "notes": []}
     with audit_context(actor=job.actor, job=job.pk):
         for position in range(job.done, len(ids)):
-            _bulk_item(action, ids[position], actor=job.actor, now=clock(), outcome=outcome)
+            _bulk_item(action, ids[position], actor=job.actor, now=clock(), outcome=outcome, log=log)
             StaffJob.objects.filter(pk=job_id).update(done=position + 1, summary={"outcome": outcome})
     job_finish(job_id, now=clock(), summary=_bulk_summary(action, outcome))
     return job
 
 
-def _bulk_item(action: BulkAction, pk: int, *, actor, now: datetime, outcome: dict) -> None:
+def _bulk_item(action: BulkAction, pk: int, *, actor, now: datetime, outcome: dict, log: str) -> None:
     obj = action.model._default_manager.filter(pk=pk).first()
     if obj is None:
         _note(outcome, "refused", f"#{pk}: no longer exists")
@@ -197,6 +204,9 @@ def _bulk_item(action: BulkAction, pk: int, *, actor, now: datetime, outcome: di
     if problem:
         _note(outcome, "warnings", f"{obj}: {problem}")
         return
+    if actor is not None:
+        LogEntry.objects.log_actions(user_id=actor.pk, queryset=[obj], action_flag=CHANGE, change_message=log,
+                                     single_object=True)
     outcome["done"] += 1
 
 

@@ -198,3 +198,27 @@ def test_sec_1_a_job_error_keeps_no_card_number(now):
     job_fail(job.pk, now=now, error="card 4242 4242 4242 4242 refused")
     job.refresh_from_db()
     assert "4242 4242 4242 4242" not in job.error and job.state == "failed"
+
+
+def test_sec_2_a_bulk_job_writes_each_success_to_the_admin_history_with_the_reason(now):
+    """Recent actions and each object's History show what a bulk job did, in its actor's name."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    def call(failure, actor, now):
+        if failure.pk == refused.pk:
+            raise BillingError("Not this one.", rule="SEC-3")
+        return failure
+
+    action = bulk_action("test.logged", model=JobItemFailure, call=call, done_message="{count} retried.")
+    actor = UserFactory(username="bulk-actor")
+    try:
+        rows = JobItemFailureFactory.create_batch(3)
+        refused = rows[1]
+        job = bulk_action_start(action, ids=[r.pk for r in rows], actor=actor, now=now,
+                                log_message="Retried through the admin.", reason="bank was down")
+        bulk_action_run(job_id=job.pk, clock=lambda: now)
+    finally:
+        BULK_ACTIONS.pop("test.logged")
+    entries = LogEntry.objects.filter(user=actor, action_flag=CHANGE)
+    assert sorted(int(e.object_id) for e in entries) == sorted([rows[0].pk, rows[2].pk])  # not the refused one
+    assert {e.change_message for e in entries} == {"Retried through the admin. Reason: bank was down"}
