@@ -160,3 +160,36 @@ def confirmed_action(modeladmin, request, queryset, *, action: str, title: str, 
         modeladmin, request, title=title, intro=intro, previews=previews, hidden=hidden, reason_form=form,
         warning=warning, cancel_url=request.get_full_path(),
     )
+
+
+# --- the buttons of a change page ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectTool:
+    """A button on an object's page that runs the list's ``action`` for it (through the
+    confirmation page); ``reason`` (the refusing rule's text) shows it disabled, saying why."""
+
+    action: str
+    label: str
+    reason: str = ""
+
+
+def object_tool(action: str, label: str, refusal=None) -> ObjectTool:
+    """The button, disabled with the text of ``refusal`` (a ``BillingError``) when there is one."""
+    return ObjectTool(action, label, refusal.rule_text if refusal is not None else "")
+
+
+class ObjectToolsMixin:
+    """A ModelAdmin whose change page shows ``object_tools(request, obj)`` as buttons
+    (``templates/admin/_object_tools.html``, included by the page's template)."""
+
+    def object_tools(self, request, obj) -> list[ObjectTool]:
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if obj is not None:
+            extra["object_tools"] = self.object_tools(request, obj)
+        return super().change_view(request, object_id, form_url, extra_context=extra)

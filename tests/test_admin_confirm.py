@@ -231,6 +231,30 @@ def test_def_2_an_expired_method_shows_make_default_disabled_with_the_rule(as_ro
     assert "Make default cannot be used: DEF-2: Only an active method can become the default" in body
 
 
+def test_del_3_the_account_page_shows_deactivate_disabled_with_the_rule_while_it_owes(as_role):
+    owing, free = AccountFactory(), AccountFactory()
+    BillFactory(account=owing)
+    client = as_role("manager")
+    body = client.get(f"/admin/payments/account/{owing.pk}/change/").content.decode()
+    assert 'aria-disabled="true" title="DEL-3: The account cannot be deactivated' in body
+    assert "Deactivate cannot be used: DEL-3" in body
+    free_page = client.get(f"/admin/payments/account/{free.pk}/change/").content.decode()
+    assert 'name="action" value="deactivate_selected"' in free_page and "cannot be used" not in free_page
+
+
+def test_link_2_the_account_page_button_leads_to_the_confirmation_and_reactivate_follows(as_role):
+    account = AccountFactory()
+    client = as_role("manager")
+    page = action_page(client, "account", "deactivate_selected", [account.pk])  # what the button posts
+    confirm_post(client, page, reason="customer request")
+    account.refresh_from_db()
+    assert account.status == Account.Status.DEACTIVATED
+    body = client.get(f"/admin/payments/account/{account.pk}/change/").content.decode()
+    assert 'name="action" value="reactivate_selected"' in body and 'value="deactivate_selected"' not in body
+    assert 'value="deactivate_selected"' not in as_role("finance").get(
+        f"/admin/payments/account/{account.pk}/change/").content.decode()
+
+
 # --- Recent actions and History show what the services did --------------------------------------
 
 

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
-from billing_backoffice.admin_confirm import Preview, confirmed_action
+from billing_backoffice.admin_confirm import ObjectToolsMixin, Preview, confirmed_action, object_tool
 from payments import services
 from payments.admin import account_page  # noqa: F401  (registers the payments panels)
 from payments.admin.account_panels import panels_for
@@ -50,7 +50,7 @@ class AccountAdminForm(ForgetsCardNumbers, forms.ModelForm):
 
 
 @admin.register(Account)
-class AccountAdmin(StreamedExportMixin, BigTableAdminMixin, admin.ModelAdmin):
+class AccountAdmin(ObjectToolsMixin, StreamedExportMixin, BigTableAdminMixin, admin.ModelAdmin):
     resource_classes = [AccountResource]
     form = AccountAdminForm
     list_display = (
@@ -102,6 +102,18 @@ class AccountAdmin(StreamedExportMixin, BigTableAdminMixin, admin.ModelAdmin):
         if obj is not None:
             context["account_panels"] = panels_for(request, obj, timezone.now())
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def object_tools(self, request, account: Account) -> list:
+        """Deactivate or Reactivate on the account's page, through the confirmation page; disabled
+        with the rule that refuses it (LINK-2, DEL-3: the services' own checks)."""
+        if not self.has_deactivate_permission(request):
+            return []
+        if account.status == Account.Status.ACTIVE:
+            return [object_tool("deactivate_selected", "Deactivate", deactivation_refusal(account))]
+        if account.status == Account.Status.DEACTIVATED:
+            refusal = reactivation_refusal(account, now=timezone.now())
+            return [object_tool("reactivate_selected", "Reactivate", refusal)]
+        return []
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

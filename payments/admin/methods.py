@@ -14,7 +14,7 @@ from billing_backoffice.admin_site import (
     has_model_perm,
     run_service_action,
 )
-from billing_backoffice.admin_confirm import Preview, confirmed_action
+from billing_backoffice.admin_confirm import ObjectToolsMixin, Preview, confirmed_action, object_tool
 from billing_backoffice.admin_export import StreamedExportMixin
 from payments import services
 from payments.admin.display import MethodDisplayMixin
@@ -47,7 +47,9 @@ def removal_preview(method: PaymentMethod) -> Preview:
 
 
 @admin.register(PaymentMethod)
-class PaymentMethodAdmin(StreamedExportMixin, MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PaymentMethodAdmin(
+    ObjectToolsMixin, StreamedExportMixin, MethodDisplayMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     resource_classes = [PaymentMethodResource]
     list_display = (
         "id", "method_masked", "network", "status_display", "is_default", "account_uid", "region",
@@ -89,27 +91,16 @@ class PaymentMethodAdmin(StreamedExportMixin, MethodDisplayMixin, BigTableAdminM
             return queryset.filter(kind=PaymentMethod.Kind.PAYPAL, paypal_email__iexact=term), False
         return queryset.filter(paypal_payer_id__in={term, term.upper()}), False
 
-    change_form_template = "admin/payments/paymentmethod/change_form.html"
+    change_form_template = "admin/change_form_with_tools.html"
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        """The page's Remove and Make default buttons: usable, or disabled with the rule that
+    def object_tools(self, request, method: PaymentMethod) -> list:
+        """The page's Make default and Remove buttons: usable, or disabled with the rule that
         refuses them (the services' own checks: ``removal_blocked``, ``make_default_refusal``)."""
-        method = self.get_object(request, object_id)
-        extra = dict(extra_context or {})
-        if method is not None:
-            extra["method_tools"] = self._method_tools(request, method)
-        return super().change_view(request, object_id, form_url, extra_context=extra)
-
-    def _method_tools(self, request, method: PaymentMethod) -> list[dict]:
         tools = []
         if self.has_make_default_permission(request) and not method.is_default:
-            refusal = make_default_refusal(method)
-            tools.append({"action": "make_default_selected", "label": "Make default",
-                          "reason": refusal.rule_text if refusal else ""})
+            tools.append(object_tool("make_default_selected", "Make default", make_default_refusal(method)))
         if self.has_remove_permission(request) and method.status != PaymentMethod.Status.REMOVED:
-            refusal = removal_blocked(method)
-            tools.append({"action": "remove_selected", "label": "Remove (unlink)",
-                          "reason": refusal.rule_text if refusal else ""})
+            tools.append(object_tool("remove_selected", "Remove (unlink)", removal_blocked(method)))
         return tools
 
     def has_make_default_permission(self, request) -> bool:

@@ -4,7 +4,8 @@
   ``register_receiving_account`` (shared), and never edited (REM-1, trigger ``rem_never_reassigned``).
 - "Issue dedicated account" is a custom view for account managers (``issue_remittanceaccount``):
   pick a credit-approved account by UID or id; the service refuses what REM-1 / CRED-1 forbid.
-- Suspend / resume are actions (``suspend_remittanceaccount``), one service call per row.
+- Suspend / resume (``suspend_remittanceaccount``) are actions behind the confirmation page, and
+  buttons on the account's page (disabled with the rule when resuming is refused, CRED-1).
 - "Download Payment Request Form" (REM-3) on the change page and in the list returns the PDF to
   anyone who may view remittance accounts (account managers and finance staff).
 The two pages that need more than Django's stock templates (the changelist's extra button and
@@ -37,9 +38,12 @@ from billing_backoffice.admin_site import (
 )
 from billing_backoffice.admin_confirm import (
     USED,
+    ObjectToolsMixin,
     Preview,
     confirm_page,
+    confirmed_action,
     is_confirming,
+    object_tool,
     use_token,
 )
 from billing_backoffice.errors import BillingError
@@ -54,6 +58,7 @@ from remittances.services.accounts import (
     dedicated_number_preview,
     remittance_account_resume,
     remittance_account_suspend,
+    resume_refusal,
 )
 
 Kind = RemittanceAccount.Kind
@@ -120,8 +125,34 @@ class IssueDedicatedAccountForm(forms.Form):
         )
 
 
+SUSPEND_INTRO = (
+    "A suspended account keeps its number and owner for ever (REM-1); its Payment Request Form is no longer "
+    "offered. Transfers that still arrive are credited and counted in the import summary as credited on a "
+    "suspended account. It can be resumed with the same number."
+)
+RESUME_INTRO = (
+    "Resuming takes the account back into use with the same number (a dedicated one only while its cloud "
+    "account is credit-approved, CRED-1)."
+)
+
+
+def suspension_preview(remittance_account: RemittanceAccount, *, suspend: bool) -> Preview:
+    """What suspending (resuming) does to one remittance account, or the CRED-1 refusal."""
+    owner = remittance_account.account
+    number = numbering.format_number(remittance_account.number)
+    label = f"{number} ({owner.uid} {owner.name})" if owner else f"{number} (shared)"
+    target = Status.SUSPENDED if suspend else Status.ACTIVE
+    if remittance_account.status == target:
+        return Preview(label, [("Status", f"Already {target.label.lower()}: nothing changes.")])
+    refusal = None if suspend else resume_refusal(remittance_account)
+    if refusal is not None:
+        return Preview(label, refusal=refusal.rule_text)
+    return Preview(label, [("Status", f"{remittance_account.get_status_display()} -> {target.label}")])
+
+
 @admin.register(RemittanceAccount)
-class RemittanceAccountAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RemittanceAccountAdmin(ObjectToolsMixin, BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    change_form_template = "admin/change_form_with_tools.html"
     list_display = (
         "number_display", "kind", "status", "account_link", "currency", "bank_name", "bic", "issued_at",
         "form_link",
@@ -184,21 +215,40 @@ class RemittanceAccountAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.Model
 
     @admin.action(description="Suspend (the number stays reserved)", permissions=["suspend"])
     def suspend_selected(self, request, queryset):
-        now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda ra: remittance_account_suspend(remittance_account_id=ra.pk, actor=request.user, now=now),
-            done_message="Suspended {count} remittance account(s).",
-        )
+        return self._suspension_action(request, queryset, suspend=True)
 
     @admin.action(description="Resume", permissions=["suspend"])
     def resume_selected(self, request, queryset):
-        now = timezone.now()
-        run_service_action(
-            self, request, queryset,
-            lambda ra: remittance_account_resume(remittance_account_id=ra.pk, actor=request.user, now=now),
-            done_message="Resumed {count} remittance account(s).",
+        return self._suspension_action(request, queryset, suspend=False)
+
+    def _suspension_action(self, request, queryset, *, suspend: bool):
+        service = remittance_account_suspend if suspend else remittance_account_resume
+        verb = "Suspended" if suspend else "Resumed"
+
+        def perform(selected, reason):
+            now = timezone.now()
+            run_service_action(
+                self, request, selected,
+                lambda ra: service(remittance_account_id=ra.pk, actor=request.user, now=now),
+                done_message=f"{verb} {{count}} remittance account(s).", log_message=f"{verb} through the admin.",
+                reason=reason,
+            )
+
+        return confirmed_action(
+            self, request, queryset.select_related("account"),
+            action="suspend_selected" if suspend else "resume_selected",
+            title="Suspend remittance accounts" if suspend else "Resume remittance accounts",
+            intro=SUSPEND_INTRO if suspend else RESUME_INTRO,
+            preview=lambda accounts: [suspension_preview(ra, suspend=suspend) for ra in accounts],
+            perform=perform,
         )
+
+    def object_tools(self, request, remittance_account: RemittanceAccount) -> list:
+        if not self.has_suspend_permission(request):
+            return []
+        if remittance_account.status == Status.ACTIVE:
+            return [object_tool("suspend_selected", "Suspend")]
+        return [object_tool("resume_selected", "Resume", resume_refusal(remittance_account))]
 
     # --- custom views ---------------------------------------------------------------------------
 

@@ -204,18 +204,27 @@ def remittance_account_resume(*, remittance_account_id: int, actor, now: datetim
     remittance_account = _locked_remittance_account(remittance_account_id)
     if remittance_account.status == Status.ACTIVE:
         return remittance_account
-    if remittance_account.kind == Kind.DEDICATED:
-        account = Account.objects.get(pk=remittance_account.account_id)
-        if not account.credit_approved:
-            raise CreditNotApproved(
-                f"Account {account.uid} is no longer credit-approved; its dedicated remittance account "
-                "stays suspended."
-            )
+    refusal = resume_refusal(remittance_account)
+    if refusal is not None:
+        raise refusal
     remittance_account.status = Status.ACTIVE
     remittance_account.suspended_at = None
     remittance_account.save(update_fields=["status", "suspended_at"])
     logger.info("Remittance account %s resumed by %s", remittance_account.pk, actor.pk)
     return remittance_account
+
+
+def resume_refusal(remittance_account: RemittanceAccount) -> CreditNotApproved | None:
+    """CRED-1: why ``remittance_account`` may not be resumed (the error ``remittance_account_resume``
+    raises), or None; read without writes, so the admin's confirmation page shows it too."""
+    if remittance_account.kind != Kind.DEDICATED or remittance_account.status == Status.ACTIVE:
+        return None
+    account = Account.objects.only("uid", "credit_approved").get(pk=remittance_account.account_id)
+    if account.credit_approved:
+        return None
+    return CreditNotApproved(
+        f"Account {account.uid} is no longer credit-approved; its dedicated remittance account stays suspended."
+    )
 
 
 # --- shared receiving accounts (REM-2) --------------------------------------------------------

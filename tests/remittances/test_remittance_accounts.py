@@ -35,7 +35,7 @@ from remittances.services.accounts import (
 )
 from tests.factories import AccountFactory, UserFactory
 from tests.helpers.admin import messages_of
-from tests.helpers.roles import confirm_post
+from tests.helpers.roles import confirm_post, is_confirm_page
 from tests.helpers.remittance_accounts import MANAGER_PERMS, SHARED_IBAN, credit_account, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -459,10 +459,16 @@ def test_rem_1_dedicated_accounts_are_read_only_in_the_admin(client, am, now):
     assert RemittanceAccount.objects.get(pk=ra.pk).number == ra.number
 
 
-def action(client, name, ids):
+def action_first_post(client, name, ids):
     return client.post(
         reverse(CHANGELIST), {"action": name, "_selected_action": [str(i) for i in ids], "index": "0"}
     )
+
+
+def action(client, name, ids, *, reason: str = ""):
+    """The action, confirmed on its confirmation page where it has one (as a crafted POST would)."""
+    page = action_first_post(client, name, ids)
+    return confirm_post(client, page, reason=reason) if is_confirm_page(page) else page
 
 
 def test_rem_1_account_manager_suspends_and_resumes_from_the_list(client, am, now):
@@ -473,6 +479,46 @@ def test_rem_1_account_manager_suspends_and_resumes_from_the_list(client, am, no
     assert suspended.status == Status.SUSPENDED and suspended.number == ra.number
     assert action(client, "resume_selected", [ra.pk]).status_code == 302
     assert RemittanceAccount.objects.get(pk=ra.pk).status == Status.ACTIVE
+
+
+def test_rem_1_suspending_shows_what_happens_first_and_is_logged_with_the_reason(client, am, now):
+    from django.contrib.admin.models import LogEntry
+
+    ra = issue(credit_account(), am, now)
+    client.force_login(am)
+    page = action_first_post(client, "suspend_selected", [ra.pk])
+    assert is_confirm_page(page) and page.context["can_confirm"]
+    [preview] = page.context["previews"]
+    assert ("Status", "Active -> Suspended") in preview.lines and "keeps its number" in page.context["intro"]
+    assert RemittanceAccount.objects.get(pk=ra.pk).status == Status.ACTIVE  # nothing before Confirm
+    confirm_post(client, page, reason="customer asked to pause bank transfers")
+    assert RemittanceAccount.objects.get(pk=ra.pk).status == Status.SUSPENDED
+    entry = LogEntry.objects.get(object_id=str(ra.pk), user=am)
+    assert "Suspended through the admin. Reason: customer asked to pause bank transfers" == entry.change_message
+
+
+def test_cred_1_resume_refused_for_an_account_no_longer_approved_is_said_before_confirming(client, am, now):
+    account = credit_account()
+    ra = issue(account, am, now)
+    client.force_login(am)
+    action(client, "suspend_selected", [ra.pk])
+    Account.objects.filter(pk=account.pk).update(credit_approved=False)
+    page = action_first_post(client, "resume_selected", [ra.pk])
+    [preview] = page.context["previews"]
+    assert not page.context["can_confirm"] and preview.refusal.startswith("CRED-1") and "no longer" in preview.refusal
+    change = client.get(reverse("admin:remittances_remittanceaccount_change", args=[ra.pk])).content.decode()
+    assert 'aria-disabled="true"' in change and "Resume cannot be used: CRED-1" in change
+    confirm_post(client, page)  # a crafted confirm: the service refuses, nothing changes
+    assert RemittanceAccount.objects.get(pk=ra.pk).status == Status.SUSPENDED
+
+
+def test_rem_1_the_account_page_has_a_suspend_button_for_managers_only(client, am, fin, now):
+    ra = issue(credit_account(), am, now)
+    url = reverse("admin:remittances_remittanceaccount_change", args=[ra.pk])
+    client.force_login(am)
+    assert 'value="suspend_selected"' in client.get(url).content.decode()
+    client.force_login(fin)
+    assert 'value="suspend_selected"' not in client.get(url).content.decode()
 
 
 def test_sec_3_finance_cannot_suspend_even_with_a_crafted_post(client, am, fin, now):
