@@ -142,6 +142,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates and times shown as 2026-12-03 17:50 (UTC) in every screen: billing_backoffice/formats.
+FORMAT_MODULE_PATH = ["billing_backoffice.formats"]
 
 STATIC_URL = "static/"
 # `make run` serves through gunicorn too (the Procfile's web): with DEBUG, WhiteNoise finds the

@@ -121,7 +121,7 @@ class BillAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, adm
     resource_classes = [BillResource]
     list_display = (
         "reference", "account_uid", "status", "total_display", "outstanding", "due_date", "issued_at",
-        "kind", "region", "settlement",
+        "kind", "settlement",  # the region is a filter and on the account page: the list fits 1440 px
     )
     list_display_links = ("reference",)
     list_filter = (

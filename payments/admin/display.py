@@ -55,7 +55,7 @@ class MethodDisplayMixin:
 
 # A long customer name is cut with an ellipsis (its full text in the tooltip) so that a list row
 # never wraps and the columns after it stay on a 1440 px screen.
-NAME_CELL = ('<span class="account-name" title="{}" style="display: inline-block; max-width: 14em; overflow: hidden;'
+NAME_CELL = ('<span class="account-name" title="{}" style="display: inline-block; max-width: 10em; overflow: hidden;'
              ' text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom">{}</span>')
 
 

@@ -65,10 +65,6 @@ FIT_SCRIPT = """() => {
 }"""
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "feature 'lists fit 1440 px' (issue 10, screens that fit) not built yet: every main list hides "
-    "columns behind the table's scrollbar and names wrap (accounts, transactions, claims, credit applications)"
-))
 def test_main_lists_fit_1440_px_without_hiding_the_action_column_or_wrapping_names(signed_in, base_url, steps):
     """Issue 10 "Screens that fit": on each main changelist (as each role sees it) the page is at
     most 1440 px wide or the action select is visible, no column hides behind the table's
