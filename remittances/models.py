@@ -197,6 +197,9 @@ class BankTransaction(models.Model):
         # RFD-1 (remittances.services.payment_files): credited, then refunded in full to the payer
         # by refunds whose payment file went to the bank; a returned refund makes it credited again.
         REFUNDED = "refunded", "Refunded to the payer"
+        # A transfer that could not be credited (currency mismatch) paid back whole to the payer
+        # (remittances.services.payer_returns); never on any balance.
+        RETURNED = "returned", "Returned to the payer (never credited)"
 
     class EntryKind(models.TextChoices):
         CREDIT = "credit", "Booked credit"

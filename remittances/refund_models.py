@@ -6,7 +6,9 @@ Imported by ``remittances.models`` so the app registry finds them; the names are
 
 State machines (DESIGN.md): ``RefundRequest`` ``submitted`` -> ``approved`` | ``rejected``; an
 approved refund -> ``in_file`` (in exactly one ``PaymentFile``) -> ``sent`` | ``returned`` (the
-bank reported the payment rejected: the money is credited back once). ``FundsTransfer``
+bank reported the payment rejected: the money is credited back once). A ``payer_return`` is the
+same flow for a transfer that was never credited (a currency mismatch): it moves no ledger money,
+its bank transaction becomes ``returned`` when its file is sent. ``FundsTransfer``
 ``submitted`` -> ``approved`` | ``rejected``.
 """
 
@@ -71,7 +73,13 @@ class PaymentFile(models.Model):
 
 @audit.track("refund")
 class RefundRequest(models.Model):
-    """RFD-1: credited funds paid back to the payer's bank account, decided by four eyes."""
+    """RFD-1: credited funds paid back to the payer's bank account, decided by four eyes; or, as a
+    ``payer_return``, a transfer that could not be credited (its currency is not the receiving
+    account's) paid back whole, in its own currency, without touching any balance."""
+
+    class Kind(models.TextChoices):
+        REFUND = "refund", "Refund of credited funds"
+        PAYER_RETURN = "payer_return", "Return of a transfer that was never credited"
 
     class Status(models.TextChoices):
         SUBMITTED = "submitted", "Submitted"
@@ -84,7 +92,11 @@ class RefundRequest(models.Model):
     # The refunds whose money has left the balance (RFD-3 counts them against their transaction).
     DEBITED_STATUSES = (Status.APPROVED, Status.IN_FILE, Status.SENT)
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="refund_requests")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.REFUND)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.PROTECT, related_name="refund_requests",
+        help_text="The account debited; a payer return of a transfer on a shared account has none.",
+    )
     bank_transaction = models.ForeignKey(
         "remittances.BankTransaction", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds",
         help_text="The credited bank transaction the money came from, where there is one.",
@@ -130,8 +142,19 @@ class RefundRequest(models.Model):
             ),
             models.CheckConstraint(
                 name="refund_debited_has_entry",
-                condition=Q(status__in=["submitted", "rejected"])
+                condition=Q(status__in=["submitted", "rejected"]) | Q(kind="payer_return")
                 | (Q(ledger_entry__isnull=False) & Q(decided_by__isnull=False)),
+            ),
+            models.CheckConstraint(name="refund_has_account", condition=~Q(kind="refund") | Q(account__isnull=False)),
+            # A payer return pays back a transfer that was never credited: no balance moves, ever.
+            models.CheckConstraint(
+                name="payer_return_moves_no_ledger_money",
+                condition=~Q(kind="payer_return")
+                | (Q(ledger_entry__isnull=True) & Q(return_entry__isnull=True) & Q(bank_transaction__isnull=False)),
+            ),
+            models.CheckConstraint(
+                name="payer_return_decided_by_someone",
+                condition=~Q(kind="payer_return") | Q(status__in=["submitted"]) | Q(decided_by__isnull=False),
             ),
             # Each payment in exactly one file: a refund past ``approved`` names its file.
             models.CheckConstraint(
@@ -140,12 +163,13 @@ class RefundRequest(models.Model):
             ),
             models.CheckConstraint(
                 name="refund_returned_has_entry",
-                condition=~Q(status="returned") | Q(return_entry__isnull=False),
+                condition=~Q(status="returned") | Q(kind="payer_return") | Q(return_entry__isnull=False),
             ),
         ]
 
     def __str__(self) -> str:
-        return f"Refund #{self.pk} {money_text(self.amount, self.currency)} ({self.get_status_display().lower()})"
+        noun = "Payer return" if self.kind == self.Kind.PAYER_RETURN else "Refund"
+        return f"{noun} #{self.pk} {money_text(self.amount, self.currency)} ({self.get_status_display().lower()})"
 
 
 @audit.track("fundsxfer")

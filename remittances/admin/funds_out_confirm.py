@@ -23,10 +23,18 @@ def _balance_lines(account, amount, currency: str, *, sign: int) -> list[tuple[s
 def refund_previews(refunds_selected: list[RefundRequest], user) -> list[Preview]:
     previews = []
     for refund in refunds_selected:
-        label = f"Refund #{refund.pk}: {money_text(refund.amount, refund.currency)} to {refund.payer_name}"
+        noun = "Payer return" if refund.kind == refund.Kind.PAYER_RETURN else "Refund"
+        label = f"{noun} #{refund.pk}: {money_text(refund.amount, refund.currency)} to {refund.payer_name}"
         refusal = refunds.refund_approval_refusal(refund_id=refund.pk, actor=user)
         if refusal is not None:
             previews.append(Preview(label, refusal=refusal.rule_text))
+            continue
+        if refund.kind == refund.Kind.PAYER_RETURN:
+            previews.append(Preview(label, [
+                ("Paid to", f"{refund.payer_name}, {refund.payer_iban} ({refund.payer_bic})"),
+                ("Balance", "none changes: the transfer was never credited (its currency is not the account's)"),
+                ("Then", "it goes into the next pain.001 payment file; once sent, the transfer is returned"),
+            ]))
             continue
         previews.append(Preview(label, [
             ("Debited from", f"{refund.account.uid} {refund.account.name}"),

@@ -104,9 +104,9 @@ class ReturnForm(ForgetsCardNumbers, forms.Form):
 
 @admin.register(RefundRequest)
 class RefundRequestAdmin(StepAdmin):
-    list_display = ("id", "account_cell", "amount_display", "payer_name", "status", "requested_by", "decided_by",
-                    "submitted_at")
-    list_filter = ("status", "currency")
+    list_display = ("id", "kind", "account_cell", "amount_display", "payer_name", "status", "requested_by",
+                    "decided_by", "submitted_at")
+    list_filter = ("status", "kind", "currency")
     list_select_related = ("account", "requested_by", "decided_by")
     amount_display = money_column("amount")
     account_cell = admin.display(description="account", ordering="account__uid")(lambda self, obj: account_link(obj.account))

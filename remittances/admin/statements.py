@@ -41,6 +41,7 @@ from billing_backoffice.admin_site import (
 from billing_backoffice.errors import BillingError
 from payments.admin.display import account_link
 from remittances.admin.next_steps import next_step_html
+from remittances.admin.payer_returns import PayerReturnPagesMixin
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
 from remittances.services.statement_uploads import statement_job, statement_upload_start
@@ -275,7 +276,7 @@ class ReceivingAccountFilter(admin.SimpleListFilter):
 
 
 @admin.register(BankTransaction)
-class BankTransactionAdmin(StreamedExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
+class BankTransactionAdmin(PayerReturnPagesMixin, StreamedExportMixin, ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     resource_classes = [BankTransactionResource]  # streamed, for those who may view transactions
     list_display = (
         "id", "received_at", "status", "amount_display", "payer_name", "bank_reference", "account_cell",

@@ -58,7 +58,7 @@ def payment_files_generate(*, actor, now: datetime) -> list[PaymentFile]:
             payments=[
                 Payment(
                     end_to_end_id=end_to_end_id(r.pk), amount=r.amount, creditor_name=r.payer_name,
-                    creditor_iban=r.payer_iban, creditor_bic=r.payer_bic, remittance_info=f"Refund {r.pk}",
+                    creditor_iban=r.payer_iban, creditor_bic=r.payer_bic, remittance_info=_remittance_info(r),
                 )
                 for r in members
             ],
@@ -86,15 +86,24 @@ def payment_file_mark_sent(*, payment_file_id: int, actor, now: datetime) -> Pay
     if payment_file.status == PaymentFile.Status.SENT:
         return payment_file
     RefundRequest.objects.filter(payment_file=payment_file, status=Status.IN_FILE).update(status=Status.SENT)
-    transactions_mark_refunded(
-        RefundRequest.objects.filter(payment_file=payment_file, bank_transaction__isnull=False)
-        .values_list("bank_transaction_id", flat=True)
-    )
+    in_file = RefundRequest.objects.filter(payment_file=payment_file, bank_transaction__isnull=False)
+    transactions_mark_refunded(in_file.filter(kind=RefundRequest.Kind.REFUND).values_list("bank_transaction_id", flat=True))
+    # A payer return's transfer is paid back whole: it is ``returned`` (it was never credited).
+    BankTransaction.objects.filter(
+        pk__in=in_file.filter(kind=RefundRequest.Kind.PAYER_RETURN).values_list("bank_transaction_id", flat=True),
+        status=BankTransaction.Status.REVIEW,
+    ).update(status=BankTransaction.Status.RETURNED)
     payment_file.status = PaymentFile.Status.SENT
     payment_file.sent_by = actor
     payment_file.sent_at = now
     payment_file.save(update_fields=["status", "sent_by", "sent_at"])
     return payment_file
+
+
+def _remittance_info(refund: RefundRequest) -> str:
+    if refund.kind == RefundRequest.Kind.PAYER_RETURN:
+        return f"Return of your transfer, not creditable ({refund.currency}) {refund.pk}"
+    return f"Refund {refund.pk}"
 
 
 def transactions_mark_refunded(txn_ids) -> int:

@@ -183,6 +183,8 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
     credits = BankTransaction.objects.filter(receiving_account_id__in=account_ids, entry_kind=Kind.CREDIT,
                                              booking_date__lte=day)
     state = Case(
+        # A transfer paid back whole to its payer (a payer return: never credited) is refunded.
+        When(status=Status.RETURNED, then=Value("refunded")),
         When(status__in=RCN3_STATES, then=F("status")), default=Value("none"), output_field=CharField(),
     )
     age = Case(
@@ -199,7 +201,7 @@ def _rcn3(account_ids: list[int], day: date) -> tuple[dict[int, dict], dict[int,
         bucket["amount"] = str(Decimal(bucket["amount"]) + row["total"])
         bucket["by_age"][row["age"]] = {"count": row["n"], "amount": str(row["total"])}
     strays: dict[int, list[int]] = defaultdict(list)
-    outside = credits.exclude(status__in=RCN3_STATES)
+    outside = credits.exclude(status__in=[*RCN3_STATES, Status.RETURNED])
     for pk, account_id in outside.values_list("pk", "receiving_account_id")[:10000]:
         strays[account_id].append(pk)
     return totals, strays

@@ -105,12 +105,16 @@ def refund_request(
 
 
 def _approval_checks(refund: RefundRequest, actor) -> None:
-    """RFD-1 four eyes, the state, RFD-3 limits (locking the source and the account): raises."""
+    """RFD-1 four eyes, the state, RFD-3 limits (locking the source and the account): raises.
+    A payer return: its transfer still waits, uncredited, for it (``payer_return_source``)."""
     staff_require(actor, permission=PERM_APPROVE, action="approve refunds", rule="RFD-1", system_allowed=False)
     if refund.status != Status.SUBMITTED:
-        raise RefundStateError(f"Refund #{refund.pk} is {refund.get_status_display().lower()}.")
+        raise RefundStateError(f"{refund} is {refund.get_status_display().lower()}.")
     if actor.pk == refund.requested_by_id:
         raise FourEyesViolation("You recorded this refund; another finance staff member must approve it.")
+    if refund.kind == RefundRequest.Kind.PAYER_RETURN:
+        payer_return_source(refund.bank_transaction_id, excluding=refund.pk)
+        return
     txn = locked_source(refund.bank_transaction_id, account_id=refund.account_id, currency=refund.currency)
     check_limits(amount=refund.amount, currency=refund.currency, account_id=refund.account_id, txn=txn,
                  excluding_refund=refund.pk)
@@ -143,18 +147,44 @@ def refund_approve(*, refund_id: int, actor, now: datetime, note: str = "") -> R
     if refund.status in RefundRequest.DEBITED_STATUSES or refund.status == Status.RETURNED:
         return refund  # a replay changes nothing
     _approval_checks(refund, actor)
+    if refund.kind == RefundRequest.Kind.PAYER_RETURN:  # never credited: no balance to debit
+        return _decided(refund, actor, now=now, note=note, ledger_entry=None)
     posting = ledger_post(
         account_id=refund.account_id, amount=-refund.amount, currency=refund.currency,
         kind=LedgerEntry.Kind.REFUND, reference=refund_ledger_reference(refund.pk), now=now, actor=actor,
         memo=f"Refund #{refund.pk} to {refund.payer_iban}",
     )
+    return _decided(refund, actor, now=now, note=note, ledger_entry=posting.entry)
+
+
+def _decided(refund: RefundRequest, actor, *, now: datetime, note: str, ledger_entry) -> RefundRequest:
     refund.status = Status.APPROVED
-    refund.ledger_entry = posting.entry
+    refund.ledger_entry = ledger_entry
     refund.decided_by = actor
     refund.decided_at = now
     refund.decision_note = (note or "").strip()
     refund.save(update_fields=["status", "ledger_entry", "decided_by", "decided_at", "decision_note"])
     return refund
+
+
+def payer_return_source(txn_id: int, *, excluding: int | None = None) -> BankTransaction:
+    """The bank transaction a payer return pays back, locked: a credit the back office could not
+    take because it is not in the receiving account's currency, still waiting (``review``), with
+    no other payer return under way. Raises ``RefundInvalid`` otherwise."""
+    txn = BankTransaction.objects.select_for_update().select_related("receiving_account").filter(pk=txn_id).first()
+    if txn is None:
+        raise RefundInvalid("No such bank transaction.")
+    if (txn.status != BankTransaction.Status.REVIEW or txn.entry_kind != BankTransaction.EntryKind.CREDIT
+            or txn.currency == txn.receiving_account.currency):
+        raise RefundInvalid(
+            f"Bank transaction #{txn.pk} is {txn.get_status_display().lower()}; only a credit in another currency "
+            "than its receiving account's, waiting for review, is returned to the payer whole."
+        )
+    live = RefundRequest.objects.filter(bank_transaction_id=txn.pk, kind=RefundRequest.Kind.PAYER_RETURN).exclude(
+        status__in=(Status.REJECTED, Status.RETURNED)).exclude(pk=excluding)
+    if live.exists():
+        raise RefundInvalid(f"Bank transaction #{txn.pk} already has a payer return under way.")
+    return txn
 
 
 @transaction.atomic
@@ -196,6 +226,16 @@ def refund_return(*, refund_id: int, actor, reason: str, now: datetime) -> Refun
         return refund
     if refund.status not in (Status.IN_FILE, Status.SENT):
         raise RefundStateError(f"Refund #{refund.pk} is {refund.get_status_display().lower()}; only a payment in a file is returned.")
+    if refund.kind == RefundRequest.Kind.PAYER_RETURN:
+        # Nothing was ever credited: the transfer waits for review again (the payment came back).
+        BankTransaction.objects.filter(
+            pk=refund.bank_transaction_id, status=BankTransaction.Status.RETURNED
+        ).update(status=BankTransaction.Status.REVIEW)
+        refund.status = Status.RETURNED
+        refund.return_reason = (reason or "").strip()[:300]
+        refund.returned_at = now
+        refund.save(update_fields=["status", "return_reason", "returned_at"])
+        return refund
     # The transaction it paid back is credited again (its lock before the account's, funds_out).
     BankTransaction.objects.filter(
         pk=refund.bank_transaction_id, status=BankTransaction.Status.REFUNDED
