@@ -1,0 +1,78 @@
+"""Work queues: named conditions that say which rows wait for someone (issue 10, "What needs me
+today"), written once and used twice:
+
+- the admin index counts each queue (``count_queues``: one aggregate query per model, whatever
+  the table sizes);
+- the list behind each figure filters on it (``queue_filter``: a ``?queue=<name>`` list filter),
+  so the figure and the list it links to count the same rows.
+
+A queue's ``condition(user=..., now=...)`` returns a ``Q`` on its model. Both callers take ``now``
+from ``timezone.now()`` at request time. The apps define their queues (``payments.work_queues``,
+``remittances.work_queues``); this core module imports no app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.utils import timezone
+
+PARAMETER = "queue"
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    name: str  # the ``?queue=`` value, unique per model
+    title: str  # what the index and the list filter say
+    model: type
+    condition: Callable[..., Q]  # condition(user=, now=) -> Q on ``model``
+    rule: str = ""  # the rule the queue serves (RULES.md), shown beside the figure
+
+    @property
+    def view_permission(self) -> str:
+        meta = self.model._meta
+        return f"{meta.app_label}.view_{meta.model_name}"
+
+    def q(self, *, user, now: datetime) -> Q:
+        return self.condition(user=user, now=now)
+
+
+def count_queues(queues: Iterable[WorkQueue], *, user, now: datetime) -> dict[str, int]:
+    """``{model_label:queue_name: rows}``: one ``aggregate`` query per model for all its queues."""
+    by_model: dict[type, list[WorkQueue]] = {}
+    for queue in queues:
+        by_model.setdefault(queue.model, []).append(queue)
+    counts: dict[str, int] = {}
+    for model, model_queues in by_model.items():
+        aggregates = {q.name: Count("pk", filter=q.q(user=user, now=now)) for q in model_queues}
+        for name, value in model.objects.aggregate(**aggregates).items():
+            counts[key(model, name)] = value
+    return counts
+
+
+def key(model, name: str) -> str:
+    return f"{model._meta.label_lower}:{name}"
+
+
+def queue_filter(queues: Iterable[WorkQueue], title: str = "work queue") -> type[admin.SimpleListFilter]:
+    """A ``?queue=<name>`` list filter selecting exactly the rows the index counts for that queue."""
+    by_name = {q.name: q for q in queues}
+
+    class WorkQueueFilter(admin.SimpleListFilter):
+        parameter_name = PARAMETER
+
+        def lookups(self, request, model_admin):
+            return [(q.name, q.title) for q in by_name.values()]
+
+        def queryset(self, request, queryset):
+            queue = by_name.get(self.value() or "")
+            if queue is None:
+                return queryset
+            return queryset.filter(queue.q(user=request.user, now=timezone.now()))
+
+    WorkQueueFilter.title = title
+    return WorkQueueFilter
