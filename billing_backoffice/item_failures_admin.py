@@ -17,6 +17,8 @@ from django.utils.html import format_html
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.item_failures import job_item_failure_retry
 from billing_backoffice.models import JobItemFailure
+from billing_backoffice.job_queues import FAILURE_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from billing_backoffice.staff_jobs import bulk_action
 
 
@@ -51,7 +53,7 @@ class StateFilter(admin.SimpleListFilter):
 @admin.register(JobItemFailure)
 class JobItemFailureAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("job", "item", "reason", "attempts", "state", "last_failed_at", "next_retry_at")
-    list_filter = (StateFilter, "job", "item_kind")
+    list_filter = (queue_filter(FAILURE_QUEUES), StateFilter, "job", "item_kind")
     list_select_related = ("retried_by",)
     ordering = ("-last_failed_at", "-id")
     search_fields = ("=item_key",)

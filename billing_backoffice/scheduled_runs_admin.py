@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from billing_backoffice.models import ScheduledRun
+from billing_backoffice.job_queues import RUN_QUEUES
+from billing_backoffice.work_queues import queue_filter
 
 FIELDS = ("job", "window", "state", "task_id", "attempts", "started_at", "finished_at", "lease_until")
 
@@ -21,7 +23,7 @@ FIELDS = ("job", "window", "state", "task_id", "attempts", "started_at", "finish
 @admin.register(ScheduledRun)
 class ScheduledRunAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = FIELDS
-    list_filter = ("job", "status")
+    list_filter = (queue_filter(RUN_QUEUES), "job", "status")
     ordering = ("-id",)
     # Starts with: "2026-10" finds a month's runs. A few thousand rows a month (one per job and
     # beat interval), so a scan is cheap.

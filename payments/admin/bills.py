@@ -41,6 +41,8 @@ from payments.admin.bill_payment import payment_previews
 from payments.admin.display import account_link, route_search
 from payments.admin.exports import BillResource
 from payments.models import Account, Bill
+from payments.work_queues import BILL_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.selectors import settlement_switch_history
 from payments.services.bills import bill_pay_manual, settlement_switch
 
@@ -125,7 +127,7 @@ class BillAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, adm
     )
     list_display_links = ("reference",)
     list_filter = (
-        "status", DueFilter, "due_date", AmountFilter, "account__region", "kind",
+        queue_filter(BILL_QUEUES), "status", DueFilter, "due_date", AmountFilter, "account__region", "kind",
         "account__auto_settlement_enabled",
     )
     list_select_related = ("account",)

@@ -16,6 +16,8 @@ from payments.admin.display import EMPTY, account_link, route_search
 from payments.admin.exports import ChargeResource
 from payments.admin.filters import CreatedWindowFilter
 from payments.models import Charge, ThreeDSChallenge, UsageRecord
+from payments.work_queues import CHARGE_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.reasons import reason_choices, reason_label
 
 
@@ -62,7 +64,7 @@ class ChargeAdmin(StreamedExportMixin, BigTableAdminMixin, ReadOnlyAdminMixin, a
         "id", "account_uid", "amount_display", "status", "failure", "kind", "created_at", "completed_at",
         "attempts", "bill_link",
     )
-    list_filter = ("status", FailureReasonFilter, CreatedWindowFilter, "kind")
+    list_filter = (queue_filter(CHARGE_QUEUES), "status", FailureReasonFilter, CreatedWindowFilter, "kind")
     list_select_related = ("account", "bill")
     raw_id_fields = ("account", "bill", "payment_method", "authenticated_by")
     ordering = ("-id",)

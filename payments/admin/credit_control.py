@@ -34,6 +34,8 @@ from payments.admin.account_field import AccountChoiceField
 from payments.eligibility import Region
 from payments.models import Account, CreditHold, Notification, Reminder, ReminderPause
 from payments.models.credit_control import MAX_PAUSE
+from payments.work_queues import HOLD_QUEUES, PAUSE_QUEUES, REMINDER_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.receivables import BUCKET_LABELS, BUCKETS, GROUPS, receivables_ageing
 from payments.services import credit_control as cc
 from payments.services.notifications import notification_retry
@@ -42,7 +44,7 @@ from payments.services.notifications import notification_retry
 @admin.register(Reminder)
 class ReminderAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "account", "bill", "level", "days_past_due", "sent_at")
-    list_filter = ("level",)
+    list_filter = (queue_filter(REMINDER_QUEUES), "level")
     list_select_related = ("account", "bill")
     raw_id_fields = ("account", "bill")
     search_fields = ("=account__id", "=bill__reference")
@@ -126,7 +128,7 @@ class LiftForm(ForgetsCardNumbers, forms.Form):
 @admin.register(CreditHold)
 class CreditHoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "account", "started_at", "lifted_at", "lifted_by", "lift_reason", "dunning_level")
-    list_filter = (("lifted_at", admin.EmptyFieldListFilter),)
+    list_filter = (queue_filter(HOLD_QUEUES), ("lifted_at", admin.EmptyFieldListFilter))
     list_select_related = ("account", "lifted_by")
     raw_id_fields = ("account", "reminder", "lifted_by")
     search_fields = ("=account__id",)
@@ -175,7 +177,7 @@ class PauseForm(ForgetsCardNumbers, forms.Form):
 @admin.register(ReminderPause)
 class ReminderPauseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "account", "reason", "started_at", "ends_at", "ended_at", "created_by", "ended_by")
-    list_filter = (("ended_at", admin.EmptyFieldListFilter),)
+    list_filter = (queue_filter(PAUSE_QUEUES), ("ended_at", admin.EmptyFieldListFilter))
     list_select_related = ("account", "created_by", "ended_by")
     raw_id_fields = ("account", "created_by", "ended_by")
     search_fields = ("=account__id",)

@@ -7,6 +7,8 @@ from django.contrib import admin
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from payments.admin.display import EMPTY
 from payments.models import LinkAttempt
+from payments.work_queues import LINK_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.selectors import account_ids_named_by
 
 
@@ -31,7 +33,7 @@ class AttemptKindFilter(admin.SimpleListFilter):
 @admin.register(LinkAttempt)
 class LinkAttemptAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "account_uid", "kind", "outcome", "reason", "rule", "card", "detail")
-    list_filter = ("outcome", "reason", AttemptKindFilter, "created_at")
+    list_filter = (queue_filter(LINK_QUEUES), "outcome", "reason", AttemptKindFilter, "created_at")
     list_select_related = ("account",)
     search_fields = ("account__uid",)  # routed by get_search_results
     search_help_text = "Account UID or id (digits)."

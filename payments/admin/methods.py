@@ -20,6 +20,8 @@ from payments import services
 from payments.admin.display import MethodDisplayMixin
 from payments.admin.exports import PaymentMethodResource
 from payments.models import PaymentMethod
+from payments.work_queues import METHOD_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.reasons import reason_label
 from payments.selectors import account_ids_named_by
 from payments.services.defaults import make_default_refusal
@@ -56,7 +58,7 @@ class PaymentMethodAdmin(
         "expiry", "created_at",
     )
     list_display_links = ("id", "method_masked")
-    list_filter = ("kind", "network", "status", "account__region", "is_default")
+    list_filter = (queue_filter(METHOD_QUEUES), "kind", "network", "status", "account__region", "is_default")
     list_select_related = ("account",)
     search_fields = ("last4",)  # routed by get_search_results
     search_help_text = "Last four digits, account UID or id, PayPal e-mail or payer id."

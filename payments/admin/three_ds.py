@@ -10,6 +10,8 @@ from django.utils.html import format_html
 from billing_backoffice.admin_site import BigTableAdminMixin, ReadOnlyAdminMixin
 from payments.admin.display import EMPTY, masked_html
 from payments.models import Charge, ThreeDSChallenge
+from payments.work_queues import THREE_DS_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from payments.selectors import account_ids_named_by
 
 
@@ -35,7 +37,7 @@ class ThreeDSChallengeAdmin(BigTableAdminMixin, ReadOnlyAdminMixin, admin.ModelA
     list_display = (
         "id", "method", "account_uid", "purpose", "trigger", "status", "created_at", "expires_at", "completed_at"
     )
-    list_filter = ("status", ChallengePurposeFilter, "trigger")
+    list_filter = (queue_filter(THREE_DS_QUEUES), "status", ChallengePurposeFilter, "trigger")
     list_select_related = ("payment_method__account",)
     search_fields = ("payment_method__account__uid",)  # routed by get_search_results
     search_help_text = "Account UID or id (digits)."

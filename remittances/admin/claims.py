@@ -49,10 +49,11 @@ from payments.selectors import account_find, account_ids_named_by
 from remittances.admin.claim_pages import TEMPLATES, ClaimPagesMixin
 from remittances.claim_steps import available_steps, decision_blocked
 from remittances.models import BankTransaction, RemittanceAccount, RemittanceClaim
+from remittances.work_queues import CLAIM_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from remittances.selectors import claim_suggestions
 from remittances.services import claims as services
 
-Status = RemittanceClaim.Status
 TxnStatus = BankTransaction.Status
 EMPTY = "—"
 
@@ -146,29 +147,6 @@ class RemittanceClaimResource(StreamedResource):
 # --- list filters ---------------------------------------------------------------------------------
 
 
-class WorkQueueFilter(admin.SimpleListFilter):
-    title = "work queue"
-    parameter_name = "queue"
-
-    def lookups(self, request, model_admin):
-        return (
-            ("to_review", "To review (account managers)"),
-            ("waiting", "Waiting for the transfer"),
-            ("to_approve", "To approve (finance)"),
-        )
-
-    def queryset(self, request, queryset):
-        if self.value() == "to_review":
-            return queryset.filter(status=Status.SUBMITTED, bank_transaction__isnull=False)
-        if self.value() == "waiting":
-            return queryset.filter(status=Status.SUBMITTED, bank_transaction__isnull=True)
-        if self.value() == "to_approve":
-            # CLM-3: the user's own claims (initiated or reviewed) are someone else's work.
-            me = request.user.pk
-            return queryset.filter(status=Status.REVIEWED).exclude(initiated_by=me).exclude(reviewed_by=me)
-        return queryset
-
-
 class CurrencyFilter(admin.SimpleListFilter):
     """Currencies of the receiving accounts (a small table), never a DISTINCT over all claims."""
 
@@ -194,7 +172,7 @@ class RemittanceClaimAdmin(ClaimPagesMixin, StreamedExportMixin, BigTableAdminMi
     list_display = (
         "id", "account_display", "amount_display", "status", "source", "transfer", "submitted_at",
     )
-    list_filter = (WorkQueueFilter, "status", "source", CurrencyFilter, ("submitted_at", admin.DateFieldListFilter))
+    list_filter = (queue_filter(CLAIM_QUEUES), "status", "source", CurrencyFilter, ("submitted_at", admin.DateFieldListFilter))
     list_select_related = ("account", "bank_transaction")
     # Newest first by id (the primary key's index; ids follow submission, as submitted_at does):
     # ordering by submitted_at sorted every claim on disk for each page (0.1-0.14 s at 200k,

@@ -41,6 +41,8 @@ from billing_backoffice.money import COLUMN_MAX, AmountFormField, CurrencyFormFi
 from payments.admin.account_field import AccountChoiceField
 from payments.services.ledger import account_balance
 from remittances.models import CreditLimitRequest
+from remittances.work_queues import CREDIT_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from remittances.services import credit as services
 
 Status = CreditLimitRequest.Status
@@ -167,7 +169,7 @@ class CreditLimitRequestAdmin(BigTableAdminMixin, admin.ModelAdmin):
         "decided_at",
     )
     list_display_links = ("id",)
-    list_filter = ("status", "source", "currency", "submitted_at", MyAccountsFilter)
+    list_filter = (queue_filter(CREDIT_QUEUES), "status", "source", "currency", "submitted_at", MyAccountsFilter)
     list_select_related = ("account", "recorded_by", "decided_by")
     raw_id_fields = ("account", "recorded_by", "decided_by")
     search_fields = ("account__uid",)  # routed by get_search_results

@@ -28,6 +28,8 @@ from payments.admin.display import account_link
 from billing_backoffice.errors import BillingError
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
 from remittances.models import BankReversal, ReconciliationDay, ReconciliationException
+from remittances.work_queues import REVERSAL_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from remittances.services import reconciliation, reversals
 
 TEMPLATE = "admin/remittances/refunds/form.html"
@@ -175,7 +177,7 @@ class BankReversalAdmin(ResolveMixin, BigTableAdminMixin, ReadOnlyAdminMixin, ad
     resolve_permission = "remittances.resolve_bankreversal"
     list_display = ("id", "outcome", "reversal_of", "account_cell", "amount_display", "reversal", "original",
                     "created_at", "resolve_link")
-    list_filter = (OpenFilter, "outcome", "reversal_of")
+    list_filter = (queue_filter(REVERSAL_QUEUES), OpenFilter, "outcome", "reversal_of")
     list_select_related = ("account", "reversal", "original", "resolved_by")
     amount_display = money_column("amount")
     account_cell = admin.display(description="account", ordering="account__uid")(lambda self, obj: account_link(obj.account))

@@ -43,6 +43,8 @@ from payments.admin.display import account_link
 from remittances.admin.next_steps import next_step_html
 from remittances.admin.payer_returns import PayerReturnPagesMixin
 from remittances.models import BankStatement, BankTransaction, RemittanceAccount
+from remittances.work_queues import STATEMENT_QUEUES, TRANSACTION_QUEUES
+from billing_backoffice.work_queues import queue_filter
 from remittances.parsers import AUTO, FORMATS, StatementTooLarge, check_size
 from remittances.services.statement_uploads import statement_job, statement_upload_start
 
@@ -76,7 +78,7 @@ class BankStatementAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmi
     list_display = (
         "id", "identity", "format", "receiving_number", "period_end", "imported_at", "imported_by", "summary_line",
     )
-    list_filter = ("format", "imported_at")
+    list_filter = (queue_filter(STATEMENT_QUEUES), "format", "imported_at")
     list_select_related = ("receiving_account", "imported_by")
     search_fields = ("identity",)
     search_help_text = "Statement id (exact) or id."
@@ -282,7 +284,7 @@ class BankTransactionAdmin(PayerReturnPagesMixin, StreamedExportMixin, ReadOnlyA
         "id", "received_at", "status", "amount_display", "payer_name", "bank_reference", "account_cell",
         "receiving_number", "entry_kind", "value_date",
     )
-    list_filter = ("status", AgeFilter, CurrencyFilter, AmountRangeFilter, ReceivingAccountFilter, "entry_kind")
+    list_filter = (queue_filter(TRANSACTION_QUEUES), "status", AgeFilter, CurrencyFilter, AmountRangeFilter, ReceivingAccountFilter, "entry_kind")
     list_select_related = ("receiving_account", "account")
     amount_display = money_column("amount")
     account_cell = admin.display(description="account", ordering="account__uid")(lambda self, obj: account_link(obj.account))
