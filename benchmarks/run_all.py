@@ -40,6 +40,7 @@ SMALL_TIER = {
         "--transactions", "100000", "--claims", "20000",
     ],
     "reconciliation": ["bench_reconciliation.py", "--accounts", "200", "--lines-per-account", "500"],
+    "exports": ["bench_exports.py", "--accounts", "2000", "--bills", "20000"],
 }
 
 # The figures shown in the summary table, per benchmark (the JSON file keeps all of them).
@@ -48,6 +49,7 @@ SUMMARY = {
     "settlement": ["accounts", "bills_settled", "settle_s", "ratio", "est_1M_accounts_s", "within_budget"],
     "hold_release": ["workers", "holds", "drain_s", "holds_per_s", "ratio", "est_100k_s", "within_budget"],
     "admin": ["url", "median_ms", "kb", "queries", "ratio", "within_budget"],
+    "exports": ["format", "rows", "seconds", "rows_per_s", "peak_mb", "memory_ratio", "ratio", "within_budget"],
     "reconciliation": ["accounts", "bank_transactions", "run_s", "rows_per_s", "within_budget"],
 }
 

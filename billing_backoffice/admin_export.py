@@ -11,9 +11,9 @@ differently:
   when the list is in id order, as every exporting list is by default, so one query per chunk
   with or without server-side cursors (production disables them behind PgBouncer); any other
   ordering through ``.iterator(chunk_size=...)``.
-- CSV is a ``StreamingHttpResponse``: one chunk of lines at a time. XLSX is written by openpyxl in
-  write-only mode (rows go to its temporary file as they come) into a spooled temporary file,
-  returned as a ``FileResponse``. Memory stays one chunk of rows whatever the list's length.
+- CSV and XLSX are ``StreamingHttpResponse``s, one chunk of rows at a time (XLSX through
+  ``xlsx_stream``: the sheet written into a zip stream, no whole file in memory or on disk), so
+  the first bytes leave at once and memory stays one chunk of rows whatever the list's length.
 - Cells: amounts as plain decimals (the currency is a column of its own), choice codes as their
   labels, dates ``YYYY-MM-DD HH:MM:SS`` (UTC) in CSV and real dates in XLSX, booleans yes/no, and
   every text cell that a spreadsheet would run as a formula prefixed with ``'``
@@ -27,13 +27,12 @@ differently:
 from __future__ import annotations
 
 import csv
-import tempfile
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import islice
 
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from import_export import fields
 from import_export.admin import ExportMixin
@@ -42,9 +41,9 @@ from import_export.forms import SelectableFieldsExportForm
 from import_export.signals import post_export
 
 from billing_backoffice.admin_site import FormulaSafeResource, neutralise_formula
+from billing_backoffice.xlsx_stream import xlsx_stream
 
 CHUNK_SIZE = 2000
-SPOOL_BYTES = 8 * 1024 * 1024  # an XLSX file bigger than this goes to disk while it is written
 PK_ORDERINGS = {("-id",): True, ("-pk",): True, ("id",): False, ("pk",): False}
 
 
@@ -104,15 +103,13 @@ def csv_cell(value):
 
 
 def xlsx_cell(value):
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
     if value is None or isinstance(value, (Decimal, int, date)) and not isinstance(value, (bool, datetime)):
         return value
     if isinstance(value, datetime):
         return timezone.make_naive(value) if timezone.is_aware(value) else value
     if isinstance(value, bool):
         return yes_no(value)
-    return neutralise_formula(ILLEGAL_CHARACTERS_RE.sub("", str(value)))
+    return neutralise_formula(str(value))  # xlsx_stream drops the characters XML cannot hold
 
 
 class CellPlan:
@@ -217,20 +214,10 @@ def csv_lines(plan: CellPlan, queryset, size: int = CHUNK_SIZE):
         yield "".join(writer.writerow(plan.cells(values, csv_cell)) for values in chunk)
 
 
-def xlsx_file(plan: CellPlan, queryset, *, title: str, size: int = CHUNK_SIZE):
-    """The workbook in a temporary file (rewound), written row by row in write-only mode."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title=title[:31])
-    sheet.append(plan.headers)
+def xlsx_chunks(plan: CellPlan, queryset, size: int = CHUNK_SIZE):
+    """The rows' XLSX cell values, a chunk at a time, for ``xlsx_stream``."""
     for chunk in value_chunks(queryset, plan.paths, size):
-        for values in chunk:
-            sheet.append(plan.cells(values, xlsx_cell))
-    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-    book.save(out)
-    out.seek(0)
-    return out
+        yield [plan.cells(values, xlsx_cell) for values in chunk]
 
 
 # --- the admin ----------------------------------------------------------------------------------------
@@ -265,14 +252,14 @@ class StreamedExportMixin(ExportMixin):
         filename = self.get_export_filename(request, queryset, file_format)
         if isinstance(file_format, XLSX):
             title = str(self.model._meta.verbose_name_plural)
-            response = FileResponse(
-                xlsx_file(plan, queryset, title=title, size=self.export_chunk_size),
-                as_attachment=True, filename=filename, content_type=file_format.get_content_type(),
+            response = StreamingHttpResponse(
+                xlsx_stream(plan.headers, xlsx_chunks(plan, queryset, self.export_chunk_size), title=title),
+                content_type=file_format.get_content_type(),
             )
         else:
             response = StreamingHttpResponse(
                 csv_lines(plan, queryset, self.export_chunk_size), content_type="text/csv; charset=utf-8",
             )
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         post_export.send(sender=None, model=self.model)
         return response

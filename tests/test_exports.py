@@ -15,7 +15,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from django.db import connection
-from django.http import FileResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -60,7 +60,7 @@ def test_bills_export_has_the_filtered_rows_with_plain_amounts_and_account_names
 def test_bills_export_as_xlsx_keeps_numbers_and_dates_as_cells_of_their_type(client, finance):
     bill = BillFactory(total=Decimal("99.95"))
     response = export(as_user(client, finance), "bill", BillResource, fmt="1")
-    assert response.status_code == 200 and isinstance(response, FileResponse)
+    assert response.status_code == 200 and isinstance(response, StreamingHttpResponse)
     sheet = openpyxl.load_workbook(io.BytesIO(body_of(response))).active
     header, row = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
     cell = dict(zip(header, row))
@@ -136,3 +136,25 @@ def test_each_list_has_an_export_button_that_carries_its_filters(client, finance
     page = as_user(client, finance).get(url, {"o": "1"})
     assert page.status_code == 200
     assert reverse(f"admin:payments_{model}_export") + "?o=1" in page.content.decode()
+
+
+def test_the_streamed_xlsx_file_opens_with_text_numbers_dates_and_no_control_characters():
+    """billing_backoffice/xlsx_stream.py: what a spreadsheet reads back from the streamed file."""
+    from datetime import date, datetime
+
+    from billing_backoffice.xlsx_stream import xlsx_stream
+
+    rows = [["<b>&amp; 'quoted'", Decimal("1234.56"), 7, date(2026, 12, 3), datetime(2026, 12, 3, 17, 50, 5),
+             "bell\x07 gone", None, True]]
+    data = b"".join(xlsx_stream(["text", "amount", "n", "day", "at", "ctl", "empty", "flag"], [rows, rows],
+                                title="Bills: [2026]"))
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    sheet = book.active
+    assert sheet.title == "Bills   2026 "  # the characters a sheet name cannot hold are replaced
+    assert [c.value for c in sheet[1]] == ["text", "amount", "n", "day", "at", "ctl", "empty", "flag"]
+    values = [c.value for c in sheet[2]]
+    assert values[:3] == ["<b>&amp; 'quoted'", pytest.approx(1234.56), 7]
+    assert values[3] == datetime(2026, 12, 3) and sheet.cell(2, 4).number_format == "yyyy-mm-dd"
+    assert values[4] == datetime(2026, 12, 3, 17, 50, 5)
+    assert values[5:] == ["bell gone", None, "yes"]
+    assert sheet.max_row == 3  # the header and both chunks
