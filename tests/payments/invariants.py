@@ -272,6 +272,8 @@ def assert_claim_invariants() -> None:
     # dedicated auto-credit and the claim approval use) is a credit of a credited transaction,
     # for its amount, currency and account, and is the entry the transaction points at.
     # (Tests also post remittance credits under their own references, e.g. ``credit()`` above.)
+    # A transaction credited once stays so when its money later leaves: paid back to the payer
+    # (``refunded``, RFD-1) or taken back by the bank (``reversed`` with its entry, RVS-1).
     bank_credits = _rows(
         """
         SELECT e.id, e.reference, e.kind, t.id, t.status, t.amount, e.amount
@@ -279,7 +281,8 @@ def assert_claim_invariants() -> None:
         LEFT JOIN remittances_banktransaction t ON e.reference = 'bank-txn:' || t.id
         WHERE e.reference LIKE 'bank-txn:%%'
           AND (e.kind NOT IN ('remittance_credit', 'claim_credit')
-               OR t.id IS NULL OR t.status <> 'credited' OR t.ledger_entry_id IS DISTINCT FROM e.id
+               OR t.id IS NULL OR t.status NOT IN ('credited', 'refunded', 'reversed')
+               OR t.ledger_entry_id IS DISTINCT FROM e.id
                OR t.amount <> e.amount OR t.currency <> e.currency OR t.account_id <> e.account_id)
         """
     )
@@ -287,8 +290,9 @@ def assert_claim_invariants() -> None:
     uncredited = _rows(
         """
         SELECT t.id, t.status, t.ledger_entry_id FROM remittances_banktransaction t
-        WHERE (t.status = 'credited') <> (t.ledger_entry_id IS NOT NULL)
-           OR (t.status = 'credited' AND t.entry_kind <> 'credit')
+        WHERE (t.status IN ('credited', 'refunded') AND t.ledger_entry_id IS NULL)
+           OR (t.status NOT IN ('credited', 'refunded', 'reversed') AND t.ledger_entry_id IS NOT NULL)
+           OR (t.ledger_entry_id IS NOT NULL AND t.entry_kind <> 'credit')
         """
     )
     assert not uncredited, f"CLM-2: transactions whose status and ledger entry disagree: {uncredited}"
@@ -303,7 +307,7 @@ def assert_claim_invariants() -> None:
         FROM remittances_banktransaction t
         JOIN remittances_remittanceaccount r ON r.id = t.receiving_account_id
         LEFT JOIN remittances_remittanceclaim c ON c.bank_transaction_id = t.id
-        WHERE t.status = 'credited'
+        WHERE t.ledger_entry_id IS NOT NULL
         GROUP BY t.id, r.kind, t.account_id, r.account_id
         HAVING (r.kind = 'dedicated' AND (t.account_id <> r.account_id
                                           OR COUNT(c.id) FILTER (WHERE c.status = 'approved') <> 0))
@@ -319,7 +323,7 @@ def assert_claim_invariants() -> None:
         """
         SELECT c.id, t.id, t.status FROM remittances_remittanceclaim c
         LEFT JOIN remittances_banktransaction t ON t.id = c.bank_transaction_id
-        WHERE c.status = 'approved' AND (t.id IS NULL OR t.status <> 'credited')
+        WHERE c.status = 'approved' AND (t.id IS NULL OR t.ledger_entry_id IS NULL)
         """
     )
     assert not approved_not_credited, f"CLM-1: approved claims whose transaction is not credited: {approved_not_credited}"
