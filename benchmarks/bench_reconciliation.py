@@ -71,10 +71,10 @@ def load(*, accounts: int, lines: int) -> None:
             FROM {rem} r CROSS JOIN (VALUES (1), (2)) AS d(n)""", [DAY, DAY, NOW])
         c.execute(f"""INSERT INTO {txn} (statement_id, receiving_account_id, bank_reference, position, detail_index,
             entry_kind, status, amount, currency, booking_date, value_date, payer_name, payer_account,
-            remittance_info, end_to_end_id, account_id, received_at)
+            remittance_info, end_to_end_id, account_id, received_at, reversal_of)
             SELECT s.id, r.id, 'BT-' || r.id || '-' || g, g, 0, 'credit',
                 CASE WHEN r.kind = 'dedicated' THEN 'matched' ELSE 'unmatched' END, 10.00, 'EUR', %s, %s,
-                'Payer', '', '', '', r.account_id, %s
+                'Payer', '', '', '', r.account_id, %s, ''
             FROM {rem} r JOIN {stmt} s ON s.receiving_account_id = r.id AND s.period_end = %s
             CROSS JOIN generate_series(1, %s) g""", [DAY, DAY, NOW, DAY, lines])
         # The dedicated lines were credited by the import: one ledger entry each.
