@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from billing_backoffice.dashboard import billing_dashboard
+from billing_backoffice.queue_board import queue_board
 from billing_backoffice.staff_login import SecondFactorAdminSite
 
 
@@ -21,10 +22,15 @@ class BillingAdminSite(SecondFactorAdminSite):
     enable_nav_sidebar = False
 
     def index(self, request, extra_context=None):
-        """The app list with today's billing figures above it (``templates/admin/index.html``).
+        """The app list with the role's work queues and today's billing figures above it
+        (``templates/admin/index.html``).
 
         ``billing_dashboard`` is None for staff who may see none of the figures (no query is
         made for a hidden figure).
         """
-        board = billing_dashboard(user=request.user, now=timezone.now())
-        return super().index(request, extra_context={"billing_dashboard": board, **(extra_context or {})})
+        now = timezone.now()  # one clock for every figure (the lists read theirs at request time)
+        context = {
+            "work_queues": queue_board(user=request.user, now=now),
+            "billing_dashboard": billing_dashboard(user=request.user, now=now),
+        }
+        return super().index(request, extra_context={**context, **(extra_context or {})})

@@ -1,8 +1,8 @@
 """Work queues: named conditions that say which rows wait for someone (issue 10, "What needs me
 today"), written once and used twice:
 
-- the admin index counts each queue (``count_queues``: one aggregate query per model, whatever
-  the table sizes);
+- the admin index counts each queue (``count_queues``: one query for all queues, whatever the
+  table sizes);
 - the list behind each figure filters on it (``queue_filter``: a ``?queue=<name>`` list filter),
   so the figure and the list it links to count the same rows.
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import F, Func, Q
 from django.utils import timezone
 
 PARAMETER = "queue"
@@ -42,16 +43,26 @@ class WorkQueue:
 
 
 def count_queues(queues: Iterable[WorkQueue], *, user, now: datetime) -> dict[str, int]:
-    """``{model_label:queue_name: rows}``: one ``aggregate`` query per model for all its queues."""
-    by_model: dict[type, list[WorkQueue]] = {}
-    for queue in queues:
-        by_model.setdefault(queue.model, []).append(queue)
-    counts: dict[str, int] = {}
-    for model, model_queues in by_model.items():
-        aggregates = {q.name: Count("pk", filter=q.q(user=user, now=now)) for q in model_queues}
-        for name, value in model.objects.aggregate(**aggregates).items():
-            counts[key(model, name)] = value
-    return counts
+    """``{model_label:queue_name: rows}`` of every queue in ONE query, whatever the table sizes:
+    each queue is a scalar ``(SELECT COUNT(*) ... WHERE <condition>)`` of a single ``SELECT``."""
+    unique = {key(q.model, q.name): q for q in queues}
+    if not unique:
+        return {}
+    parts, params = [], []
+    for queue in unique.values():
+        counted = (
+            queue.model._default_manager.filter(queue.q(user=user, now=now))
+            .order_by()
+            .annotate(n=Func(F("pk"), function="COUNT"))  # no GROUP BY: one row, the count
+            .values("n")
+        )
+        sql, part_params = counted.query.sql_with_params()
+        parts.append(f"({sql})")
+        params.extend(part_params)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    return dict(zip(unique, row, strict=True))
 
 
 def key(model, name: str) -> str:
