@@ -131,8 +131,10 @@ def test_statements_imported_today(client, finance, now):
 
 
 def test_rvs_1_accounts_left_owing_by_a_reversal(client, finance, now):
-    BankReversalFactory(outcome=BankReversal.Outcome.OWING, account=AccountFactory())
-    BankReversalFactory(outcome=BankReversal.Outcome.OWING, account=AccountFactory(), resolved_at=now)
+    for resolved_at in (None, now):
+        BankReversalFactory(outcome=BankReversal.Outcome.OWING, account=AccountFactory(), reversal_of="credit",
+                            original=BankTransactionFactory(status=BankTransaction.Status.REVERSED),
+                            resolved_at=resolved_at)
     BankReversalFactory()
     check(client, finance, "bankreversal-owing", 1)
 
@@ -170,8 +172,8 @@ def test_scheduled_runs_late_and_job_items_failing(client, finance, now):
 def test_cc_2_holds_and_cc_3_pauses_in_force(client, finance, now):
     CreditHoldFactory()
     CreditHoldFactory(lifted_at=now)
-    ReminderPauseFactory(ends_at=now + timedelta(days=1))
-    ReminderPauseFactory(ends_at=now - timedelta(minutes=1))
+    ReminderPauseFactory(started_at=now - timedelta(days=2), ends_at=now + timedelta(days=1))
+    ReminderPauseFactory(started_at=now - timedelta(days=2), ends_at=now - timedelta(minutes=1))  # over
     check(client, finance, "credithold-on-hold", 1)
     check(client, finance, "reminderpause-paused", 1)
 
