@@ -24,7 +24,7 @@ from remittances.models import BankReversal, BankTransaction, CreditLimitRequest
 from tests.factories.accounts import AccountFactory, UserFactory
 from tests.factories.billing import BillFactory, ChargeFactory
 from tests.factories.core import JobItemFailureFactory, ScheduledRunFactory
-from tests.factories.credit_control import CreditHoldFactory, ReminderPauseFactory
+from tests.factories.credit_control import CreditHoldFactory, ReminderFactory, ReminderPauseFactory
 from tests.factories.linking import CardMethodFactory, ChallengeFactory, LinkAttemptFactory
 from tests.factories.reconciliation import BankReversalFactory
 from tests.factories.remittances import (
@@ -167,6 +167,18 @@ def test_scheduled_runs_late_and_job_items_failing(client, finance, now):
     JobItemFailureFactory(resolved_at=now)
     check(client, finance, "scheduledrun-late", 1)
     check(client, finance, "jobitemfailure-failing", 1)
+
+
+@pytest.mark.parametrize(("figure", "expected"), [("reminder-level-1", 1), ("reminder-level-2", 1), ("reminder-level-3", 0)])
+def test_cc_1_unpaid_bills_at_each_dunning_level(client, finance, now, figure, expected):
+    """CC-1: a bill counts at its latest level only; a paid bill has left the schedule."""
+    ReminderFactory(bill=BillFactory(status="overdue"))
+    moved_on = BillFactory(status="overdue")
+    ReminderFactory(bill=moved_on)
+    ReminderFactory(bill=moved_on, level=2, days_past_due=7)
+    paid = BillFactory(status="paid", amount_paid=Decimal("100.00"))
+    ReminderFactory(bill=paid, level=3, days_past_due=14)
+    check(client, finance, figure, expected)
 
 
 def test_cc_2_holds_and_cc_3_pauses_in_force(client, finance, now):
