@@ -37,6 +37,7 @@ class Entry:
     details: list[Detail]
     credit: bool = True
     booked: bool = True
+    reversal: bool = False  # the bank takes back an earlier entry (RvslInd, RVS-1)
 
 
 @dataclass
@@ -82,7 +83,8 @@ def _entry(entry: Entry, day: str) -> str:
     details = "".join(_detail(d, entry) for d in entry.details)
     return (
         f'<Ntry><Amt Ccy="{entry.currency}">{entry.amount:.2f}</Amt>'
-        f"<CdtDbtInd>{'CRDT' if entry.credit else 'DBIT'}</CdtDbtInd><Sts><Cd>{status}</Cd></Sts>"
+        f"<CdtDbtInd>{'CRDT' if entry.credit else 'DBIT'}</CdtDbtInd>"
+        f"{'<RvslInd>true</RvslInd>' if entry.reversal else ''}<Sts><Cd>{status}</Cd></Sts>"
         f"<BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt>"
         f"<AcctSvcrRef>{escape(entry.reference)}</AcctSvcrRef>"
         f"<BkTxCd><Prtry><Cd>NTRF</Cd></Prtry></BkTxCd><NtryDtls>{details}</NtryDtls></Ntry>"

@@ -50,6 +50,7 @@ from .builder import AccountBuilder
 from .clock import Clock
 from .history import seed_history
 from .seed_credit_control import seed_credit_control
+from .seed_money_back import seed_money_back
 from .plans import AccountPlan
 from .tables import ACCOUNT_COUNT, UID_PREFIX, demo_uid
 
@@ -66,6 +67,8 @@ DEMO_USERS = {
     # CRED-2: whoever records a credit application never decides it; "manager" records, this
     # second account manager decides (claims need no second person: finance decides those).
     "manager2": (ACCOUNT_MANAGERS_GROUP, False, 'account manager (decides applications "manager" recorded)'),
+    # RFD-1: a refund is approved by another finance staff member than the one who recorded it.
+    "finance2": (FINANCE_GROUP, False, 'finance staff (approves refunds "finance" records)'),
 }
 
 __all__ = ["ACCOUNT_COUNT", "DEMO_USERS", "UID_PREFIX", "SeedResult", "demo_counts", "demo_uid",
@@ -176,6 +179,7 @@ def seed_demo(*, now: datetime, password: str, count: int = ACCOUNT_COUNT) -> Se
         staff = Staff(manager=users["manager"], manager2=users["manager2"], finance=users["finance"])
         stories = seed_history(now=now, staff=staff, count=count)
         seed_credit_control(now=now, manager=users["manager"])  # CC-1..3, NOTIFY-1: levels, a hold, a pause, a mailbox
+        seed_money_back(now=now, users=users)  # RFD-1, RFD-2, RVS-1, RCN-1: refunds, transfers, reversals, proof
     return SeedResult(
         created_accounts=len(plans),
         existing_accounts=len(existing),
