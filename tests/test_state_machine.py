@@ -28,7 +28,7 @@ to raise.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from payments.services.ledger import ledger_post
 from tests.payments import invariants
 from tests.payments.invariants import make_bill
 from tests.state_machine import world
+from tests.state_machine.credit_control_rules import CreditControlRules
 from tests.state_machine.machine import STATS, BillingMachine
 
 LONG = os.environ.get("HYPOTHESIS_LONG", "") not in ("", "0")
@@ -63,9 +64,14 @@ MACHINE_SETTINGS = settings(
 
 @pytest.mark.django_db(transaction=True)
 def test_i1_to_i6_hold_under_random_credits_claims_orders_settlements_duplicates_and_crashes(monkeypatch):
-    """I1..I6, CLM-2, SET-1..4, PAY-1..6, HOLD-2/4 after every step of random sequences."""
+    """I1..I6, CLM-2, SET-1..4, PAY-1..6, HOLD-2/4, CC-1..3 and NOTIFY-2 after every step of random
+    sequences."""
+    from payments.tasks.notifications import deliver_notifications
+
     broker = world.Broker()
     world.patch_tasks(monkeypatch, broker)
+    # NOTIFY-2: the e-mails handed on after a commit wait in the broker for the machine's worker.
+    monkeypatch.setattr(deliver_notifications, "delay", broker.sender(deliver_notifications.name))
     machine = type("Machine", (BillingMachine,), {"staff": world.make_staff(), "broker": broker})
     STATS.clear()
     try:
@@ -255,3 +261,64 @@ def test_pay_5_i2_a_charge_whose_answer_was_lost_is_never_written_off_while_the_
         invariants.assert_all_invariants(processor=simulated.PROCESSOR)
     finally:
         simulated.reset()
+
+
+# --- the credit-control checks can fail (tests/state_machine/credit_control_rules.py) ------------------
+
+
+class _CreditControlProbe(CreditControlRules):
+    """The machine's credit-control checks, on the database as a test leaves it."""
+
+    def __init__(self, *, holds_fresh: bool) -> None:
+        self.cc_started, self.holds_fresh, self.now = True, holds_fresh, NOW
+
+
+@pytest.fixture
+def late_bill():
+    from payments.models import Bill
+
+    account = account_create(name="Late Co", kind="individual", country="US")
+    bill = make_bill(account, "40.00", issued_at=NOW - timedelta(days=40), kind="order")
+    Bill.objects.filter(pk=bill.pk).update(due_date=(NOW - timedelta(days=20)).date())
+    return bill
+
+
+def _reminders(bill, *levels):
+    from payments.models import Reminder
+
+    return [Reminder.objects.create(bill=bill, account_id=bill.account_id, level=level, days_past_due=7 * level,
+                                    sent_at=NOW - timedelta(days=10 - 3 * level)) for level in levels]
+
+
+@pytest.mark.django_db
+def test_cc_2_a_final_notice_past_due_without_a_hold_is_caught(late_bill):
+    _reminders(late_bill, 1, 2, 3)
+    _CreditControlProbe(holds_fresh=False).credit_control_holds()  # between runs: not checked
+    with pytest.raises(AssertionError, match="CC-2: accounts with a final notice past due and no hold"):
+        _CreditControlProbe(holds_fresh=True).credit_control_holds()
+
+
+@pytest.mark.django_db
+def test_cc_2_a_hold_without_a_final_notice_is_caught(late_bill):
+    from payments.models import CreditHold
+
+    [first] = _reminders(late_bill, 1)
+    CreditHold.objects.create(account_id=late_bill.account_id, reminder=first, started_at=NOW)
+    with pytest.raises(AssertionError, match="CC-2: holds placed without a final notice"):
+        _CreditControlProbe(holds_fresh=False).credit_control_holds()
+
+
+@pytest.mark.django_db
+def test_cc_1_a_level_without_the_previous_one_is_caught(late_bill):
+    _reminders(late_bill, 2)
+    with pytest.raises(AssertionError, match="CC-1: reminders sent without the previous level"):
+        _CreditControlProbe(holds_fresh=False).credit_control_holds()
+
+
+@pytest.mark.django_db
+def test_notify_2_an_email_sent_twice_is_caught(late_bill, mailoutbox):
+    from django.core import mail
+
+    mail.send_mail("Reminder", "Your bill", "billing@example.com", ["late@example.com"])  # no notification sent it
+    with pytest.raises(AssertionError, match="NOTIFY-2"):
+        _CreditControlProbe(holds_fresh=False).credit_control_holds()
