@@ -70,6 +70,7 @@ from remittances.services.statements import statement_import
 from tests.payments.invariants import assert_all_invariants, assert_ledger_append_only, ledger_snapshot
 
 from . import world
+from .money_back_rules import MoneyBackRules
 from .world import Crash
 
 D = Decimal
@@ -142,7 +143,7 @@ def record(what: str) -> None:
     event(what)
 
 
-class BillingMachine(RuleBasedStateMachine):
+class BillingMachine(MoneyBackRules, RuleBasedStateMachine):
     # Set by the test before the run: the staff users and the broker the tasks are patched to.
     staff: world.Staff
     broker: world.Broker
