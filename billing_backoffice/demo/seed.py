@@ -27,6 +27,9 @@ and ``claims`` (statement days, imported as ``camt`` files, and the claims on th
 account). The history ends where the jobs would have left it: the settlement, threshold,
 month-end, overdue and retry jobs, and the tasks the seed enqueues on commit, find nothing to do.
 A second manager, ``manager2``, decides the credit applications ``manager`` records (CRED-2).
+Then ``seed_credit_control`` (reminders, holds, a pause) and ``seed_money_back`` (a refund
+``finance`` records and ``finance2`` approves, a transfer, bank reversals, a payer return, the
+daily reconciliation proof: RFD-1, RFD-2, RVS-1, RCN-1) run the services once more, idempotently.
 """
 
 from __future__ import annotations
