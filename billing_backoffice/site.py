@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from billing_backoffice.dashboard import billing_dashboard
+from billing_backoffice.index_charts import index_charts
 from billing_backoffice.queue_board import queue_board
 from billing_backoffice.staff_login import SecondFactorAdminSite
 
@@ -32,5 +33,6 @@ class BillingAdminSite(SecondFactorAdminSite):
         context = {
             "work_queues": queue_board(user=request.user, now=now),
             "billing_dashboard": billing_dashboard(user=request.user, now=now),
+            "charts": index_charts(user=request.user, now=now),
         }
         return super().index(request, extra_context={**context, **(extra_context or {})})

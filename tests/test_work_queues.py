@@ -84,4 +84,4 @@ def test_index_costs_the_same_queries_whatever_the_data(client, superuser, now):
     with CaptureQueriesContext(connection) as full:
         page = client.get(reverse("admin:index")).content.decode()
     assert figure_of(page, "failed-charges")[0] == 4
-    assert len(full) == len(empty) <= 12
+    assert len(full) == len(empty) <= 17  # the figures, and the charts: one grouped query each (ageing: two)

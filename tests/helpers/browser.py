@@ -131,8 +131,9 @@ def choose_account(page, field: str, term: str) -> None:
 def changelist_count(page) -> int:
     """The row count a changelist states under its table ("12 bills", "1 bill")."""
     text = page.locator("p.paginator").first.inner_text()
-    # Page links come first ("1 2 3 ... 12"); the count is the last number followed by a word.
-    counts = re.findall(r"(\d[\d,.\u202f\u00a0]*)\s+[^\W\d]", text)
+    # Page links come first ("1 2 3 ... 12"); the count is the last number followed by a word
+    # (or by a name that starts with digits and a hyphen: "1 3-D Secure challenge").
+    counts = re.findall(r"(\d[\d,.\u202f\u00a0]*)\s+(?:[^\W\d]|\d+-[^\W\d])", text)
     assert counts, f"no count in the paginator: {text!r}"
     return int(re.sub(r"\D", "", counts[-1]))
 
