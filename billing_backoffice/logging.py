@@ -2,8 +2,11 @@
 
 Any run of 13-19 digits (spaces, dashes, or their URL encodings + and %20 allowed between them) that passes the Luhn check is
 replaced by ``[REDACTED PAN]``. A digit run inside an identifier is left alone: a UUID (Celery
-task ids, request ids) or a long hex token (``secrets.token_hex``, digests) is matched as a
-whole first, so ``execute_charge[26a42424-...]`` keeps its id intact.
+task ids, request ids) or a hex token of 24 characters or more with a letter in it
+(``secrets.token_hex(12)``, a processor's ``tok_visa_<hex>``, digests) is matched as a whole first,
+so ``execute_charge[26a42424-...]`` keeps its id intact. ``card_numbers_in`` names the runs this
+reads as card numbers: the tests that scan every table for a stored card number use it, so the
+scanners and the redaction agree on what a card number in text is.
 
 ``RedactCardNumbers`` is a logging filter for handlers. It redacts, before any formatter sees
 the record: the message with its arguments, the exception text (the traceback is formatted here
@@ -32,6 +35,7 @@ _IDENTIFIER = (
 # Not after a decimal point: "succeeded in 0.0123456789012345s" is a duration, not a card.
 _DIGIT_RUN = r"(?<![\d.])(?:\d(?:[ +-]|%20)?){12,18}\d(?!\d)"
 _TOKEN = re.compile(rf"(?P<identifier>{_IDENTIFIER})|(?P<run>{_DIGIT_RUN})")
+_UNGROUPED_TOKEN = re.compile(rf"(?P<identifier>{_IDENTIFIER})|(?P<run>(?<![\d.])\d{{13,19}}(?!\d))")
 
 # Attributes every LogRecord has; anything else on a record came from ``extra`` or a filter.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
@@ -41,6 +45,20 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", Non
 
 def _is_card_number(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn.is_valid(digits)
+
+
+def card_numbers_in(text: str, *, grouped: bool = True) -> list[str]:
+    """The card numbers in ``text`` (digits only), as the redaction reads them: a Luhn-valid run
+    of 13-19 digits that is not part of an identifier. ``grouped=False`` reads only runs without
+    separators: stored reference data groups digits too (a statement id such as
+    ``STMT-20261204-0-038802``, an IBAN), where a log line's typed number is what matters."""
+    found = []
+    for match in (_TOKEN if grouped else _UNGROUPED_TOKEN).finditer(text):
+        if match.group("run"):
+            digits = re.sub(r"\D", "", match.group(0).replace("%20", " "))
+            if _is_card_number(digits):
+                found.append(digits)
+    return found
 
 
 def redact_card_numbers(text: str) -> str:

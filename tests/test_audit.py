@@ -19,9 +19,9 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from stdnum import luhn
 
 from billing_backoffice import audit_admin
+from billing_backoffice.logging import card_numbers_in
 from billing_backoffice.audit import audit_context, audited_models, event_model_for, insert_baseline_events
 from tests.db_reset import truncation_allowed
 from billing_backoffice.staff_roles import grant
@@ -382,10 +382,6 @@ def test_sec_2_audit_log_query_count_does_not_grow_with_events(as_role):
 # --- SEC-1 holds in the audit trail too --------------------------------------------------------------
 
 
-def _luhn_runs(text: str) -> list[str]:
-    return [run for run in re.findall(r"\d{13,19}", text) if luhn.is_valid(run)]
-
-
 def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):
     account_id = new_account(api, country="US")
     assert link_card(api, account_id, CARD_NUMBER).status_code == 201
@@ -396,7 +392,7 @@ def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT row_to_json(e)::text FROM {table} e")
             dump = " ".join(row[0] for row in cursor.fetchall())
-        assert CARD_NUMBER not in dump and not _luhn_runs(dump)
+        assert CARD_NUMBER not in dump and not card_numbers_in(dump, grouped=False)
 
     client = as_role("superuser")
     pages = [
@@ -404,7 +400,9 @@ def test_sec_1_sec_2_no_card_number_in_the_audit_tables_or_pages(api, as_role):
         client.get(reverse("admin:payments_paymentmethod_history", args=[method.pk])).content.decode(),
     ]
     for page in pages:
-        assert CARD_NUMBER not in page and not _luhn_runs(page)
+        # The icons' path data ("4 4 0 1 0 0 8 4 ...") is numbers, not text a person reads.
+        text = re.sub(r"<svg.*?</svg>", "", page, flags=re.S)
+        assert CARD_NUMBER not in page and not card_numbers_in(text)
         assert method.gateway_token not in page and method.fingerprint not in page  # shown as "(hidden)"
         assert "(hidden)" in page
 

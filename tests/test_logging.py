@@ -15,7 +15,7 @@ from celery.signals import task_postrun, task_prerun
 from stdnum import luhn
 
 from billing_backoffice.log_config import logging_config
-from billing_backoffice.logging import REDACTED, RedactCardNumbers, redact_card_numbers
+from billing_backoffice.logging import REDACTED, RedactCardNumbers, card_numbers_in, redact_card_numbers
 
 PAN = "4242424242424242"
 AMEX = "378282246310005"
@@ -123,6 +123,20 @@ def test_sec_1_uuids_and_hex_ids_are_not_mangled(identifier):
     assert luhn_runs(identifier), "the id must contain a Luhn-valid run for this test to mean anything"
     line = f"Task payments.execute_charge[{identifier}] succeeded in 0.01s: None"
     assert redact_card_numbers(line) == line
+
+
+def test_sec_1_card_numbers_in_reads_text_as_the_redaction_does():
+    """SEC-1: the table scans and the log filter agree: a processor's random hex reference whose
+    digits happen to pass Luhn is an identifier; a card number of its own, or grouped as people
+    type it, is a card number; ``grouped=False`` (stored data) reads only runs without separators."""
+    reference = "tok_insufficient_027883179463580768ab12cd34"
+    assert luhn_runs(reference), "the reference must hold a Luhn-valid run for this to mean anything"
+    assert card_numbers_in(f"method {reference} linked") == []
+    assert card_numbers_in(f"n={PAN}; m={AMEX}") == [PAN, AMEX]
+    grouped = f"{PAN[:4]}-{PAN[4:8]}-{PAN[8:12]}-{PAN[12:]}"
+    assert card_numbers_in(f"typed {grouped}") == [PAN]
+    assert card_numbers_in(f"typed {grouped}", grouped=False) == []
+    assert card_numbers_in(f"typed {grouped} and {PAN}", grouped=False) == [PAN]
 
 
 @pytest.mark.parametrize(

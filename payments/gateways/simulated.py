@@ -257,7 +257,7 @@ class SimulatedPayPalGateway:
 
         def compute() -> Agreement:
             scenario = PAYPAL_PAYER_SCENARIOS.get(payer_id.upper(), "approve")
-            agreement_id = f"ba_{scenario}_{secrets.token_hex(8)}"
+            agreement_id = f"ba_{scenario}_{secrets.token_hex(12)}"
             return Agreement(
                 agreement_id=agreement_id,
                 approval_url=f"{settings.PAYPAL_APPROVAL_BASE_URL}?token={agreement_id}",

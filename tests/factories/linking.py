@@ -52,7 +52,7 @@ class PayPalMethodFactory(factory.django.DjangoModelFactory):
     paypal_payer_id = factory.Sequence(lambda n: f"PAYER{n:08d}")
     paypal_email = factory.Sequence(lambda n: f"payer{n}@example.com")
     paypal_country = "US"
-    agreement_id = factory.Sequence(lambda n: f"ba_approve_{n:016x}")
+    agreement_id = factory.Sequence(lambda n: f"ba_approve_{n:08d}")
     agreement_state = PaymentMethod.AgreementState.APPROVED
     has_funding_source = True
 

@@ -24,7 +24,7 @@ def card_account(scenario: str = "approve", **account_fields) -> tuple[Account, 
 
 def paypal_account(scenario: str = "approve", **account_fields) -> tuple[Account, PaymentMethod]:
     account = AccountFactory(**account_fields)
-    method = PayPalMethodFactory(account=account, is_default=True, agreement_id=f"ba_{scenario}_{account.pk:016x}")
+    method = PayPalMethodFactory(account=account, is_default=True, agreement_id=f"ba_{scenario}_{account.pk:08d}")
     return account, method
 
 

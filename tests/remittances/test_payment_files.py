@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.resources
+import re
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
 import pytest
 import xmlschema
 
+from billing_backoffice.logging import card_numbers_in
 from billing_backoffice.permissions import StaffPermissionDenied
 from payments.models import LedgerEntry
 from payments.services.ledger import account_balance
@@ -122,3 +124,13 @@ def test_rfd_1_sec_3_account_managers_may_not_generate_or_send_files(now):
         payment_files.payment_file_mark_sent(payment_file_id=payment_file.pk, actor=manager(), now=now)
     payment_file.refresh_from_db()
     assert payment_file.status == PaymentFile.Status.GENERATED
+
+
+def test_rfd_1_sec_1_a_files_message_id_never_reads_as_a_card_number(now):
+    """SEC-1: a payment file's message id (logged, stored, sent to the bank) is the date and
+    random letters, so no scan of a log line or a table ever reads a card number in it; it is
+    unique per file and fits pain.001's 35 characters."""
+    ids = {payment_files._message_id(now) for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch(rf"RFD{now:%Y%m%d}[A-Z]{{20}}", message_id) for message_id in ids)
+    assert card_numbers_in(" ".join(ids)) == []
