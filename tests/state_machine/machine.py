@@ -70,6 +70,7 @@ from remittances.services.statements import statement_import
 from tests.payments.invariants import assert_all_invariants, assert_ledger_append_only, ledger_snapshot
 
 from . import world
+from .credit_control_rules import CreditControlRules
 from .money_back_rules import MoneyBackRules
 from .world import Crash
 
@@ -143,7 +144,7 @@ def record(what: str) -> None:
     event(what)
 
 
-class BillingMachine(MoneyBackRules, RuleBasedStateMachine):
+class BillingMachine(CreditControlRules, MoneyBackRules, RuleBasedStateMachine):
     # Set by the test before the run: the staff users and the broker the tasks are patched to.
     staff: world.Staff
     broker: world.Broker
@@ -166,6 +167,7 @@ class BillingMachine(MoneyBackRules, RuleBasedStateMachine):
         self.ledger = ledger_snapshot()
         self.steps = 0
         self.focus: int | None = None
+        self.cc_started = False  # credit_control_rules: set by its initialize step
 
     def teardown(self) -> None:
         STATS[f"examples of {5 * (self.steps // 5):02d}-{5 * (self.steps // 5) + 4:02d} steps"] += 1
@@ -554,7 +556,7 @@ class BillingMachine(MoneyBackRules, RuleBasedStateMachine):
         elif message.task == "payments.generate_monthly_bills_chunk":
             chunk = AccountChunk(kwargs["first_account_id"], kwargs["last_account_id"])
             self.call(monthly_bills_generate_chunk, period=kwargs["period"], now=self.now, chunk=chunk)
-        else:  # pragma: no cover - a task the machine does not know yet
+        elif not self.run_notification_task(message):  # pragma: no cover - a task the machine does not know yet
             raise AssertionError(f"unknown task {message.task}")
 
     # -- money in and out of the ledger -------------------------------------------------------------

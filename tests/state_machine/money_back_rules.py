@@ -45,6 +45,7 @@ from remittances.models import (
 )
 from remittances.payment_files import end_to_end_id
 from remittances.services import payment_files, refunds, reversals, transfers
+from remittances.services.funds_out import account_available, transaction_remaining
 from remittances.services.reconciliation import reconciliation_run
 
 index = st.integers(min_value=0, max_value=10_000)
@@ -84,14 +85,22 @@ class MoneyBackRules:
                                for name in ("finance_a", "finance_b", "manager_a")}
         return self._mb_people
 
-    def _credited(self) -> list[int]:
-        return self.ids(BankTransaction.objects.filter(
-            status=TxnStatus.CREDITED, entry_kind=BankTransaction.EntryKind.CREDIT, account__isnull=False))
+    def _credited(self, i: int = 0) -> list[int]:
+        """The credited bank transactions; when there are none yet, a statement day on a
+        dedicated account is imported first (through the machine's rule, the real import), so
+        that short runs reach refunds, transfers and reversals of real credits."""
+        def credited():
+            return self.ids(BankTransaction.objects.filter(
+                status=TxnStatus.CREDITED, entry_kind=BankTransaction.EntryKind.CREDIT, account__isnull=False))
+
+        found = credited()
+        if not found:
+            self.import_statement(i=i, shared=False, amounts=[D("100.00"), D("40.00")], debit=None, again="no")
+            found = credited()
+        return found
 
     @staticmethod
     def _portion(txn: BankTransaction, portion: str) -> Decimal:
-        from remittances.services.funds_out import transaction_remaining
-
         left = transaction_remaining(txn)
         return {"all": left, "half": (left / 2).quantize(D("0.01")), "cent": D("0.01"),
                 "more": left + D("0.01")}[portion]
@@ -100,12 +109,14 @@ class MoneyBackRules:
 
     @precondition(lambda self: self.accounts)
     @rule(t=index, portion=PORTIONS, approver=st.sampled_from(("finance_b", "finance_b", "finance_a")),
-          then=st.sampled_from(("stop", "file", "send", "send", "approve_twice")))
-    def refund_flow(self, t, portion, approver, then):
+          then=st.sampled_from(("stop", "file", "send", "send", "returned", "returned", "approve_twice")),
+          how=st.sampled_from(("by_hand", "statement", "both")))
+    def refund_flow(self, t, portion, approver, then, how):
         """RFD-1/RFD-3: finance_a requests a refund out of a credited bank transaction; the
         approver debits the ledger once (the requester is refused: four eyes); more than is left
-        of the credit is refused; then the payment file is generated and maybe sent."""
-        credited = self._credited()
+        of the credit is refused; then the payment file is generated, maybe sent, and maybe the bank
+        returns the payment (by hand, on a statement, or both: the money comes back once)."""
+        credited = self._credited(t)
         if not credited:
             return
         txn_id = credited[t % len(credited)]
@@ -138,8 +149,11 @@ class MoneyBackRules:
             assert again is not None and again.status == RefundStatus.APPROVED, "RFD-1: a replayed approval changed it"
             assert account_balance(account_id=txn.account_id, currency=txn.currency) == balance - amount, \
                 "RFD-1: a replayed approval debited again"
-        elif then in ("file", "send"):
-            self.payment_files_flow(send=then == "send", twice=False)
+        elif then in ("file", "send", "returned"):
+            # The whole way in one step (short runs): into a file, sent, returned by the bank.
+            self.payment_files_flow(send=then != "file", twice=False)
+            if then == "returned":
+                self.refund_returned_by_bank(r=0, how=how, only=refund.pk)
 
     @precondition(lambda self: self.accounts)
     @rule(send=st.booleans(), twice=st.booleans())
@@ -164,11 +178,11 @@ class MoneyBackRules:
 
     @precondition(lambda self: self.accounts)
     @rule(r=index, how=st.sampled_from(("by_hand", "statement", "both")))
-    def refund_returned_by_bank(self, r, how):
+    def refund_returned_by_bank(self, r, how, only=None):
         """RFD-1/RVS: the bank returns a refund payment (by hand, a reversed debit on a statement
         naming ``RFD-<id>``, or both): its money is credited back once."""
         live = self.ids(RefundRequest.objects.filter(status__in=(RefundStatus.IN_FILE, RefundStatus.SENT),
-                                                     kind=RefundRequest.Kind.REFUND))
+                                                     kind=RefundRequest.Kind.REFUND, **({"pk": only} if only else {})))
         if not live:
             return
         refund = RefundRequest.objects.get(pk=live[r % len(live)])
@@ -197,7 +211,7 @@ class MoneyBackRules:
         people = self.mb_people()
         txn = None
         if from_credit:
-            credited = self._credited()
+            credited = self._credited(t)
             if not credited:
                 return
             txn = BankTransaction.objects.get(pk=credited[t % len(credited)])
@@ -205,7 +219,9 @@ class MoneyBackRules:
             amount = self._portion(txn, portion)
         else:
             source, currency = self.account(i), "USD"
-            amount = {"all": D("40.00"), "half": D("7.99"), "cent": D("0.01"), "more": D("99.99")}[portion]
+            left = account_available(account_id=source, currency=currency)
+            amount = {"all": left, "half": (left / 2).quantize(D("0.01")), "cent": D("0.01"),
+                      "more": left + D("0.01")}[portion]
         target = next((a for a in self.accounts[j % len(self.accounts):] + self.accounts if a != source), None)
         if target is None or amount <= 0:
             return
@@ -214,7 +230,7 @@ class MoneyBackRules:
             currency=currency, reason="Paid to the wrong account", actor=people["manager_a"], now=self.now,
             bank_transaction_id=txn.pk if txn is not None else None,
         )
-        if txn is not None and portion == "more":
+        if portion == "more":
             assert refused is not None and refused.rule == "RFD-3", "RFD-3: a transfer above the credit was accepted"
             return
         if transfer is None:
@@ -261,8 +277,14 @@ class MoneyBackRules:
         closed (``reversed``) and moves no money. A second apply returns the first outcome."""
         statuses = {"credited": (TxnStatus.CREDITED,), "refunded": (TxnStatus.REFUNDED,),
                     "uncredited": reversals.UNCREDITED}[which]
-        candidates = self.ids(BankTransaction.objects.filter(
-            status__in=statuses, entry_kind=BankTransaction.EntryKind.CREDIT))
+        def lines():
+            return self.ids(BankTransaction.objects.filter(
+                status__in=statuses, entry_kind=BankTransaction.EntryKind.CREDIT))
+
+        candidates = lines()
+        if not candidates and which != "refunded":
+            self.import_statement(i=t, shared=which == "uncredited", amounts=[D("99.99")], debit=None, again="no")
+            candidates = lines()
         if not candidates:
             return
         original = BankTransaction.objects.get(pk=candidates[t % len(candidates)])
