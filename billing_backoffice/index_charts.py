@@ -56,7 +56,7 @@ def overdue_ageing(*, now: datetime) -> list[Chart]:
             Bar(label, getattr(row, field), money_text(getattr(row, field), row.currency))
             for label, field in OVERDUE_BUCKETS
         ], column="Outstanding", label_column="Past due")
-        for row in receivables_ageing(now=now) if any(getattr(row, field) for _, field in OVERDUE_BUCKETS)
+        for row in receivables_ageing(now=now, with_sales=False) if any(getattr(row, field) for _, field in OVERDUE_BUCKETS)
     ]
 
 

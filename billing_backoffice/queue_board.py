@@ -21,7 +21,7 @@ from django.utils.http import urlencode
 
 from billing_backoffice import job_queues
 from billing_backoffice.admin_site import ACCOUNT_MANAGERS, FINANCE_STAFF
-from billing_backoffice.work_queues import PARAMETER, WorkQueue, count_queues, key
+from billing_backoffice.work_queues import PARAMETER, WorkQueue, count_queues, count_text, key
 from payments import work_queues as pq
 from payments.models import Charge
 from payments.reasons import reason_label
@@ -52,6 +52,10 @@ class QueueFigure:
     count: int
     link: str
     rule: str = ""
+
+    @property
+    def shown(self) -> str:
+        return count_text(self.count)
 
 
 @dataclass

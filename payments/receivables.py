@@ -53,9 +53,12 @@ def _filtered(qs, *, currency: str = "", region: str = "", account_manager_id: i
 
 def receivables_ageing(
     *, now: datetime, group_by: str = "currency", currency: str = "", region: str = "",
-    account_manager_id: int | None = None,
+    account_manager_id: int | None = None, with_sales: bool = True,
 ) -> list[AgeingRow]:
-    """CC-4: one row per currency (and region or account manager when grouped by it)."""
+    """CC-4: one row per currency (and region or account manager when grouped by it).
+
+    ``with_sales=False`` skips the sales query (``sales`` 0, ``dso`` None): the index's ageing
+    chart needs the buckets only, and summing 90 days of bills costs as much again."""
     extra = GROUPS[group_by]
     today = timezone.localdate(now)
     outstanding = F("total") - F("amount_paid")
@@ -73,9 +76,8 @@ def receivables_ageing(
         **{name: Sum(outstanding, filter=condition) for name, condition in ranges.items()},
         total=Sum(outstanding), bills=Count("id"),
     ).order_by(*keys)
-    issued = _filtered(Bill.objects.filter(issued_at__gte=now - timedelta(days=DSO_WINDOW_DAYS), issued_at__lte=now),
-                       currency=currency, region=region, account_manager_id=account_manager_id)
-    sales = {tuple(r[k] for k in keys): r["sales"] for r in issued.values(*keys).annotate(sales=Sum("total"))}
+    sales = _sales(now=now, keys=keys, currency=currency, region=region,
+                   account_manager_id=account_manager_id) if with_sales else {}
     result = []
     for row in rows:
         key = tuple(row[k] for k in keys)
@@ -87,3 +89,11 @@ def receivables_ageing(
             dso=(total / sold * DSO_WINDOW_DAYS).quantize(Decimal("0.1")) if sold else None,
         ))
     return result
+
+
+def _sales(*, now: datetime, keys: tuple[str, ...], currency: str, region: str,
+           account_manager_id: int | None) -> dict[tuple, Decimal]:
+    """Bills issued in the DSO window, summed per group key."""
+    issued = _filtered(Bill.objects.filter(issued_at__gte=now - timedelta(days=DSO_WINDOW_DAYS), issued_at__lte=now),
+                       currency=currency, region=region, account_manager_id=account_manager_id)
+    return {tuple(r[k] for k in keys): r["sales"] for r in issued.values(*keys).annotate(sales=Sum("total"))}
