@@ -267,6 +267,12 @@ def urls(keys: dict) -> list[tuple[str, str, dict]]:
         ("claims filter approved", c, {"status__exact": "approved"}),
         ("claims search account uid", c, {"q": keys["account_uid"]}),
         ("claims search reference", c, {"q": keys["claim_reference"]}),
+        # The lists behind the index's work-queue figures (issue 10), the biggest of each kind.
+        ("queue: transfers unmatched over 7 days", t, {"queue": "unmatched_older"}),
+        ("queue: bills over 90 days past due", b, {"queue": "past_due_over_90"}),
+        ("queue: claims to approve", c, {"queue": "to_approve"}),
+        ("receivables ageing report (CC-4)", "/admin/payments/reminder/ageing/", {}),
+        ("receivables ageing by account manager", "/admin/payments/reminder/ageing/", {"group_by": "account_manager"}),
     ]
 
 
