@@ -31,7 +31,7 @@ declare -A TESTS=(
   [card_validation]="tests/payments/test_card_rules_mutants.py"
   [default_removal]="tests/payments/test_defaults_and_removal.py tests/payments/test_default_rules_mutants.py tests/payments/test_link_races.py"
   [ledger]="tests/payments/test_ledger.py tests/payments/test_ledger_mutants.py"
-  [settlement]="tests/payments/test_settlement.py tests/payments/test_settlement_races.py"
+  [settlement]="tests/payments/test_settlement.py tests/payments/test_settlement_races.py tests/payments/test_settlement_mutants.py"
   [claim_decisions]="tests/remittances/test_claims.py tests/remittances/test_claim_races.py tests/remittances/test_claim_steps.py tests/remittances/test_claim_decision_mutants.py"
 )
 ORDER=(eligibility card_validation default_removal ledger settlement claim_decisions)

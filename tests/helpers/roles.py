@@ -25,11 +25,66 @@ REMITTANCES_ROLE_MIGRATIONS = ("0011_rfd_staff_permissions", "0012_rvs_bank_reve
 
 
 def role_group(name: str) -> Group:
-    # The migration made the groups; a transactional test elsewhere in the session flushes the
-    # database (permissions come back through post_migrate, groups do not), so re-run it then.
+    # The migrations made the groups; a transactional test flushes the database (permissions come
+    # back through post_migrate, groups do not), also for the next session on a reused database
+    # (--reuse-db, as `make mutate` runs), so give the roles back what the migrations give them.
     if not Group.objects.filter(name=name).exists():
-        staff_groups.create_staff_groups(django_apps, None)
+        restore_staff_roles()
     return Group.objects.get(name=name)
+
+
+ROLE_APPS = ("billing_backoffice", "payments", "remittances")
+
+
+def restore_staff_roles() -> None:
+    """Every role the migrations make, with the permissions they leave it (SEC-3), after a flush.
+
+    Replays, in migration order, the ``grant``/``revoke`` calls (``billing_backoffice.staff_roles``)
+    of our apps' data migrations into one tally, then grants the end result: re-running only
+    payments 0002 left finance staff without ``pay_bill`` (payments 0007), and re-running each
+    migration against today's models would fail on a codename a later one renamed (0015).
+    """
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Permission
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.operations import RunPython
+
+    roles: dict[str, set[tuple[str, str]]] = {}
+
+    def tally_grant(apps, app_label, granted):
+        for role, codenames in granted.items():
+            roles.setdefault(role, set()).update((app_label, c) for c in codenames)
+
+    def tally_revoke(apps, app_label, revoked):
+        for role, codenames in revoked.items():
+            roles.setdefault(role, set()).difference_update((app_label, c) for c in codenames)
+
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    plan = list(dict.fromkeys(n for leaf in graph.leaf_nodes() for n in graph.forwards_plan(leaf)))
+    for node in plan:
+        if node[0] not in ROLE_APPS:
+            continue
+        for operation in graph.nodes[node].operations:
+            code = getattr(operation, "code", None)
+            if not isinstance(operation, RunPython) or not {"grant", "revoke"} & set(code.__code__.co_names):
+                continue
+            module = code.__globals__
+            saved = module.get("grant"), module.get("revoke")
+            module["grant"], module["revoke"] = tally_grant, tally_revoke
+            try:
+                code(django_apps, None)  # only the tallies run; anything else in it finds nothing to do
+            finally:
+                module["grant"], module["revoke"] = saved
+    for config in django_apps.get_app_configs():
+        create_permissions(config, verbosity=0)
+    for role, wanted in roles.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        found = [p for p in Permission.objects.select_related("content_type")
+                 if (p.content_type.app_label, p.codename) in wanted]
+        missing = wanted - {(p.content_type.app_label, p.codename) for p in found}
+        if missing:
+            raise RuntimeError(f"role {role!r}: permissions missing after a flush: {sorted(missing)}")
+        group.permissions.add(*found)
 
 
 def changelist(model: str) -> str:

@@ -1,5 +1,7 @@
-"""``claim_reject`` edge by edge (CLM-3, CLM-4, SEC-1, SEC-3): the survivors of the claim
-decisions group of ``make mutate`` (README, "Mutation testing").
+"""The claim decisions edge by edge (CLM-1..4, SEC-1, SEC-3, NOTIFY-1, SET-2): the survivors of
+the claim decisions group of ``make mutate`` (README, "Mutation testing"): ``claim_reject`` from
+the first, partial run; ``claim_review``, ``claim_approve`` and ``claim_steps`` from the full run
+of 2026-12-04 (refusal texts, who and when, the customer's notification, the settlement asked for).
 
 Each refusal is checked by its code, rule and text, and by what it leaves behind: the claim
 still undecided with its note, its transaction still held, no customer notification. The
@@ -9,6 +11,7 @@ builders are in ``tests/helpers/claims.py``.
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from billing_backoffice.errors import CardNumberInText
 from payments.models import LedgerEntry, Notification
@@ -176,3 +179,172 @@ def test_clm_3_the_initiator_or_reviewer_is_told_why_they_may_not_reject(now, pa
         "detail": f"You {part} this claim; another staff member must decide it.",
     }
     assert_undecided(claim, txn, status=claim.status, note="")
+
+
+# --- the second run of the group (2026-12-04): claim_review, claim_approve, claim_steps ----------
+
+
+def decided_notifications(claim):
+    return sorted(
+        Notification.objects.filter(kind="claim_decided", account_id=claim.account_id).values_list(
+            "event_key", "title", "body"
+        )
+    )
+
+
+def test_sec_1_clm_1_a_card_number_in_the_review_note_is_refused_and_nothing_changes(now):
+    claim, txn = submitted_claim(now=now)
+    with pytest.raises(CardNumberInText) as raised:
+        svc.claim_review(claim_id=claim.pk, actor=manager_user(), note=f"Slip shows {CARD}", now=now)
+    assert (raised.value.code, raised.value.rule) == ("card_number_in_text", "SEC-1")
+    claim.refresh_from_db()
+    assert (claim.status, claim.reviewed_by_id, claim.reviewed_at, claim.note) == (Status.SUBMITTED, None, None, "")
+
+
+def test_clm_1_the_review_records_who_and_when(now):
+    claim, _ = submitted_claim(now=now)
+    manager = manager_user()
+    svc.claim_review(claim_id=claim.pk, actor=manager, note="  Slip matches  ", now=now)
+    claim.refresh_from_db()
+    assert (claim.status, claim.reviewed_by, claim.reviewed_at, claim.note) == (
+        Status.REVIEWED, manager, now, "Slip matches",
+    )
+
+
+def test_clm_1_a_claim_is_reviewed_once_and_the_refusal_says_why(now):
+    claim, _ = reviewed_claim(now=now)
+    with pytest.raises(svc.ClaimStateError) as raised:
+        svc.claim_review(claim_id=claim.pk, actor=manager_user("am2"), now=now)
+    assert raised.value.as_dict() == {
+        "code": "claim_state", "rule": "CLM-1",
+        "detail": f"Claim #{claim.pk} is reviewed; only a submitted claim is reviewed.",
+    }
+
+
+def test_clm_1_a_claim_without_its_transfer_is_not_reviewed_and_says_attach_it(now):
+    claim = console_claim(AccountFactory(), now=now, reference="")
+    assert claim.bank_transaction_id is None
+    with pytest.raises(svc.ClaimStateError) as raised:
+        svc.claim_review(claim_id=claim.pk, actor=manager_user(), now=now)
+    assert raised.value.as_dict() == {
+        "code": "claim_not_matched", "rule": "CLM-1",
+        "detail": f"Claim #{claim.pk} has no bank transaction yet; attach the transfer before reviewing.",
+    }
+
+
+@pytest.mark.parametrize("step, action, permission", [
+    ("review", "review", REVIEW), ("approve", "approve", APPROVE),
+])
+def test_sec_3_reviewing_or_approving_without_the_permission_names_the_action(now, step, action, permission):
+    claim, txn = reviewed_claim(now=now) if step == "approve" else submitted_claim(now=now)
+    outsider = staff("outsider", "view_remittanceclaim")
+    call = svc.claim_review if step == "review" else svc.claim_approve
+    with pytest.raises(svc.ClaimPermissionDenied) as raised:
+        call(claim_id=claim.pk, actor=outsider, now=now)
+    assert raised.value.as_dict() == {
+        "code": "permission_denied", "rule": "SEC-3",
+        "detail": f"outsider may not {action} remittance claims (permission {permission}).",
+    }
+
+
+def test_clm_1_only_a_reviewed_claim_is_approved_and_the_refusal_says_why(now):
+    claim, txn = submitted_claim(now=now)
+    with pytest.raises(svc.ClaimStateError) as raised:
+        svc.claim_approve(claim_id=claim.pk, actor=finance_user(), now=now)
+    assert raised.value.as_dict() == {
+        "code": "claim_state", "rule": "CLM-1",
+        "detail": f"Claim #{claim.pk} is submitted; only a reviewed claim is approved.",
+    }
+    assert not LedgerEntry.objects.exists()
+
+
+def test_clm_3_the_reviewer_is_told_another_finance_member_must_approve(now):
+    lead = staff("lead", "review_remittanceclaim", "approve_remittanceclaim")
+    claim, txn = reviewed_claim(now=now, reviewer=lead)
+    with pytest.raises(svc.FourEyesViolation) as raised:
+        svc.claim_approve(claim_id=claim.pk, actor=lead, now=now)
+    assert raised.value.as_dict() == {
+        "code": "four_eyes", "rule": "CLM-3",
+        "detail": "You reviewed this claim; another finance staff member must approve it.",
+    }
+    assert not LedgerEntry.objects.exists()
+
+
+def test_clm_2_a_transfer_no_longer_held_by_the_claim_is_never_credited(now):
+    """The transfer left ``claimed`` (reversed by the bank) with no ledger entry: refused, and
+    the refusal says it cannot be credited again; nothing is posted."""
+    claim, txn = reviewed_claim(now=now)
+    BankTransaction.objects.filter(pk=txn.pk).update(status=TxnStatus.REVERSED)
+    with pytest.raises(svc.AlreadyCredited) as raised:
+        svc.claim_approve(claim_id=claim.pk, actor=finance_user(), now=now)
+    assert raised.value.detail == (
+        f"Bank transaction {txn.pk} has already been credited; this claim cannot credit it again."
+    )
+    assert not LedgerEntry.objects.exists()
+    claim.refresh_from_db()
+    assert claim.status == Status.REVIEWED
+
+
+def test_clm_2_a_credit_posted_by_another_path_during_the_approval_refuses_it(now, monkeypatch):
+    """Between the approval's check and its insert another path posts the transfer's reference:
+    the approval is refused with the same words and changes nothing (CLM-2)."""
+    from remittances.services.claims import decisions
+
+    claim, txn = reviewed_claim(now=now)
+    real_post = decisions.ledger_post
+
+    def another_path_first(**kwargs):
+        real_post(**{**kwargs, "memo": "statement import"})
+        return real_post(**kwargs)
+
+    monkeypatch.setattr(decisions, "ledger_post", another_path_first)
+    with pytest.raises(svc.AlreadyCredited) as raised:
+        with transaction.atomic():
+            svc.claim_approve(claim_id=claim.pk, actor=finance_user(), now=now)
+    assert raised.value.detail == (
+        f"Bank transaction {txn.pk} has already been credited; this claim cannot credit it again."
+    )
+    claim.refresh_from_db()
+    assert claim.status == Status.REVIEWED and not LedgerEntry.objects.exists()
+
+
+def test_clm_1_notify_1_set_2_an_approval_credits_once_tells_the_customer_and_settles(
+    now, sent, django_capture_on_commit_callbacks,
+):
+    claim, txn = reviewed_claim(now=now)
+    with django_capture_on_commit_callbacks(execute=True):
+        approved = svc.claim_approve(claim_id=claim.pk, actor=finance_user(), now=now)
+    entry = LedgerEntry.objects.get()
+    assert (entry.account_id, entry.amount, entry.memo) == (claim.account_id, txn.amount, f"Claim #{claim.pk}")
+    assert ("payments.settle_account", {"account_id": claim.account_id}) in sent
+    assert approved.decided_at == now
+    assert {(k, t, b) for k, t, b in decided_notifications(claim)} == {(
+        f"claim:{claim.pk}", "Your transfer claim was approved",
+        f"Your claim for a transfer of 1200.00 USD (reference {txn.bank_reference}) was approved. "
+        "The amount was credited to your account balance.",
+    )}
+
+
+@pytest.mark.parametrize("with_reference", [True, False], ids=["reference", "no-reference"])
+def test_clm_4_notify_1_a_rejection_tells_the_customer_the_amount_reference_and_reason(now, with_reference):
+    if with_reference:
+        claim, txn = reviewed_claim(now=now)
+        reference = txn.bank_reference
+    else:
+        claim = console_claim(AccountFactory(), now=now, amount="75.50", currency="EUR", reference="")
+        reference = "-"
+    svc.claim_reject(claim_id=claim.pk, actor=finance_user(), reason="Payer is someone else", now=now)
+    amount = "1200.00 USD" if with_reference else "75.50 EUR"
+    assert {(k, t, b) for k, t, b in decided_notifications(claim)} == {(
+        f"claim:{claim.pk}", "Your transfer claim was rejected",
+        f"Your claim for a transfer of {amount} (reference {reference}) was rejected. Reason: Payer is someone else",
+    )}
+
+
+@pytest.mark.parametrize("helper", ["step_permissions", "step_open"])
+def test_clm_1_an_unknown_step_is_named_in_the_error(now, helper):
+    from remittances import claim_steps
+
+    claim, _ = submitted_claim(now=now)
+    with pytest.raises(ValueError, match=r"^Unknown claim step 'pay'\.$"):
+        getattr(claim_steps, helper)("pay", claim)
