@@ -1,16 +1,38 @@
 """Work queues of the scheduled jobs (``work_queues``): finance's "jobs that failed or are late".
 
-Core models only (``models.ScheduledRun``, ``models.JobItemFailure``); no app is imported.
+Core models only (``models.ScheduledRun``, ``ScheduledJob``, ``JobItemFailure``) and
+django-celery-beat's periodic tasks; no app is imported.
+
+A job is late in two ways, each a queue of its own list:
+- ``runs_late``: a run (``ScheduledRun``) still marked running after its lease: its worker died.
+- ``jobs_late``: a job (``ScheduledJob``, one row per job of the beat schedule, there before it
+  ever ran) whose last success is older than its interval plus ``LATE_GRACE``: its windows did not
+  fire (beat down) or their messages were lost. A job that never succeeded counts from when it was
+  installed. The interval is the one beat really uses (``scheduled_runs.beat_interval``: the
+  shortest enabled interval entry of the job in django-celery-beat's tables). A job with no enabled
+  interval entry (disabled by an operator, or on a crontab) is not judged.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Case, DateTimeField, DurationField, F, Func, IntegerField, Min, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import LessThan
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from billing_backoffice.models import JobItemFailure, ScheduledRun
+from billing_backoffice.models import JobItemFailure, ScheduledJob, ScheduledRun
 from billing_backoffice.work_queues import WorkQueue
+
+# Time a firing may take to reach a worker and finish after its interval is up: the task time
+# limit (300 s) and a queue busy with a month-end fan-out, with room to spare.
+LATE_GRACE = timedelta(minutes=15)
+
+_SECONDS = {
+    IntervalSchedule.DAYS: 86400, IntervalSchedule.HOURS: 3600, IntervalSchedule.MINUTES: 60,
+    IntervalSchedule.SECONDS: 1,
+}
 
 
 def runs_late(*, user, now: datetime) -> Q:
@@ -19,10 +41,38 @@ def runs_late(*, user, now: datetime) -> Q:
     return Q(status=ScheduledRun.Status.RUNNING, lease_until__lt=now)
 
 
+def interval_seconds() -> Subquery:
+    """Per ``ScheduledJob`` row: seconds between its beat firings, NULL when beat has no enabled
+    interval entry for it (the SQL of ``scheduled_runs.beat_interval``)."""
+    seconds = F("interval__every") * Case(
+        *(When(interval__period=period, then=Value(size)) for period, size in _SECONDS.items()),
+        output_field=IntegerField(),
+    )
+    entries = (
+        PeriodicTask.objects.filter(task=OuterRef("job"), enabled=True, interval__isnull=False)
+        .order_by().values("task").annotate(seconds=Min(seconds)).values("seconds")
+    )
+    return Subquery(entries[:1], output_field=IntegerField())
+
+
+def late_after(*, now: datetime):
+    """The time before which a job's last success makes it late: ``now`` less the grace and its
+    interval (an expression per row)."""
+    interval = Func(interval_seconds(), template="make_interval(secs => %(expressions)s)", output_field=DurationField())
+    return Value(now - LATE_GRACE, output_field=DateTimeField()) - interval
+
+
+def jobs_late(*, user, now: datetime) -> Q:
+    """A scheduled job whose last success (else its installation) is older than its interval plus
+    ``LATE_GRACE``: no firing of it has succeeded when one should have."""
+    return Q(LessThan(Coalesce("last_success_at", "created_at"), late_after(now=now)))
+
+
 def items_failing(*, user, now: datetime) -> Q:
     """Items of a batch job that failed and have not succeeded since (retrying or given up)."""
     return Q(resolved_at__isnull=True)
 
 
-RUN_QUEUES = (WorkQueue("late", "Late (running past its lease)", ScheduledRun, runs_late),)
+RUN_QUEUES = (WorkQueue("late", "Runs past their lease", ScheduledRun, runs_late),)
+JOB_QUEUES = (WorkQueue("late", "Jobs late (no success within their interval)", ScheduledJob, jobs_late),)
 FAILURE_QUEUES = (WorkQueue("failing", "Failed, not resolved", JobItemFailure, items_failing),)

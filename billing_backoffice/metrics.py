@@ -7,10 +7,12 @@ Three kinds, each where it is cheapest to know:
   to a folder shared by the web and worker processes of one machine, emptied at deploy:
   prometheus-client's multi-process mode then adds them up at each scrape.
 - Business gauges, queue depth and the age of each scheduled job's last success are read at
-  scrape time (``BusinessCollector``): a handful of indexed counts and one Redis round trip, so
-  the figures are current whatever process answers.
-- A scheduled job's last success is stamped by the worker (``task_success``) in a Redis hash
-  beside the broker's queues, so every web process sees every worker's stamps.
+  scrape time (``BusinessCollector``): a handful of indexed counts, one Redis round trip and the
+  scheduled jobs' rows, so the figures are current whatever process answers.
+- A scheduled job's last success is stamped by the worker (``task_success``) on its
+  ``ScheduledJob`` row (``scheduled_runs.scheduled_job_succeeded``), metrics on or off: the same
+  stamp tells finance's work queue which jobs are late (``job_queues.jobs_late``) and the
+  scheduled jobs' admin list its age.
 
 Labels are bounded: the URL pattern (never the raw path), the task name, a failure reason
 code. Alerts to set on them are in the README ("Alerts").
@@ -33,7 +35,6 @@ from prometheus_client.core import GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 
-LAST_SUCCESS_KEY = "billing:job_last_success"
 UNMATCHED_TRANSFER_AGE = timedelta(days=2)
 FAILED_CHARGES_WINDOW = timedelta(hours=24)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -96,13 +97,13 @@ def _task_finished_handler(task_id=None, task=None, state=None, **_: Any) -> Non
 @task_success.connect(dispatch_uid="billing_backoffice.metrics.job_succeeded")
 def _job_succeeded(sender=None, **_: Any) -> None:
     name = getattr(sender, "name", None)
-    if not settings.METRICS_ENABLED or name not in scheduled_task_names():
+    if name not in scheduled_task_names():
         return
+    from billing_backoffice.scheduled_runs import scheduled_job_succeeded
+
     try:
-        client = _redis()
-        if client is not None:
-            client.hset(LAST_SUCCESS_KEY, name, f"{time.time():.3f}")
-    except Exception:  # a metric never fails the task it describes
+        scheduled_job_succeeded(job=name, now=timezone.now())
+    except Exception:  # the stamp never fails the task it describes
         logger.warning("could not stamp the last success of %s", name, exc_info=True)
 
 
@@ -133,19 +134,23 @@ def business_figures(*, now) -> dict[str, Any]:
     }
 
 
-def broker_figures(*, now_timestamp: float) -> tuple[dict[str, int], dict[str, float]]:
-    """Queue depths and, per scheduled task, seconds since its last success (Redis only)."""
+def broker_figures() -> dict[str, int]:
+    """Messages waiting per queue (Redis only)."""
     client = _redis()
     if client is None:
-        return {}, {}
+        return {}
     queues = [queue.name for queue in settings.CELERY_TASK_QUEUES]
     pipe = client.pipeline()
     for name in queues:
         pipe.llen(name)
-    pipe.hgetall(LAST_SUCCESS_KEY)
-    *depths, stamps = pipe.execute()
-    ages = {key.decode(): max(now_timestamp - float(value), 0.0) for key, value in stamps.items()}
-    return dict(zip(queues, depths)), ages
+    return dict(zip(queues, pipe.execute()))
+
+
+def last_success_ages(*, now) -> dict[str, float]:
+    """Per scheduled job that ever succeeded, seconds since (its ``ScheduledJob`` stamp)."""
+    from billing_backoffice.scheduled_runs import last_successes
+
+    return {job: max((now - at).total_seconds(), 0.0) for job, at in last_successes().items()}
 
 
 class BusinessCollector:
@@ -170,14 +175,21 @@ class BusinessCollector:
                 failed.add_metric([reason], count)
             yield failed
         try:
-            depths, ages = broker_figures(now_timestamp=now.timestamp())
+            ages = last_success_ages(now=now)
+        except Exception as error:
+            logger.warning("metrics: last successes unavailable (%s)", type(error).__name__)
+            ages = None
+        try:
+            depths = broker_figures()
         except Exception as error:
             logger.warning("metrics: broker figures unavailable (%s)", type(error).__name__)
+        else:
+            depth = GaugeMetricFamily("billing_celery_queue_depth", "Messages waiting per queue", labels=["queue"])
+            for queue, count in depths.items():
+                depth.add_metric([queue], count)
+            yield depth
+        if ages is None:
             return
-        depth = GaugeMetricFamily("billing_celery_queue_depth", "Messages waiting per queue", labels=["queue"])
-        for queue, count in depths.items():
-            depth.add_metric([queue], count)
-        yield depth
         age = GaugeMetricFamily(
             "billing_job_last_success_age_seconds", "Seconds since each scheduled job last succeeded", labels=["job"]
         )

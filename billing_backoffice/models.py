@@ -84,6 +84,27 @@ class ScheduledRun(models.Model):
         return f"{self.job} {self.window}"
 
 
+class ScheduledJob(models.Model):
+    """One scheduled job of the beat schedule and when it last succeeded: the row exists before
+    the job ever runs (``sync_beat_schedule`` installs it with the periodic task), so a job whose
+    window never fired (beat down, its message lost) is still a row, and late once its interval and
+    a grace have passed (``job_queues.jobs_late``). ``scheduled_runs.scheduled_job_succeeded``
+    stamps it when the task succeeds; nothing else writes these rows."""
+
+    job = models.CharField(max_length=100, unique=True, help_text="The task's name, e.g. payments.settlement_sweep.")
+    created_at = models.DateTimeField(help_text="When the job was installed: the start of its first interval.")
+    last_success_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the task last succeeded (a firing skipped by its window's run counts)."
+    )
+
+    class Meta:
+        verbose_name = "scheduled job"
+        verbose_name_plural = "scheduled jobs"
+
+    def __str__(self) -> str:
+        return self.job
+
+
 class JobItemFailure(models.Model):
     """One item (an account, a bill, a hold, a statement file ...) that a batch job could not
     process: why, how often, and whether it is retried, given up or resolved

@@ -39,8 +39,8 @@ FINANCE_SECTIONS: tuple[tuple[str, tuple[WorkQueue, ...]], ...] = (
     ("Bank", rq.TRANSACTION_QUEUES[3:] + rq.STATEMENT_QUEUES + rq.REVERSAL_QUEUES),
     ("Unpaid bills past due, by age", pq.BILL_QUEUES),
     ("Failed charges (last 7 days)", pq.CHARGE_QUEUES),
-    ("Scheduled jobs", job_queues.RUN_QUEUES + job_queues.FAILURE_QUEUES),
-    ("Credit control", pq.REMINDER_QUEUES + pq.HOLD_QUEUES + pq.PAUSE_QUEUES),
+    ("Scheduled jobs", job_queues.JOB_QUEUES + job_queues.RUN_QUEUES + job_queues.FAILURE_QUEUES),
+    ("Credit control", pq.ACCOUNT_QUEUES + pq.HOLD_QUEUES + pq.PAUSE_QUEUES),
 )
 CHARGE_FAILURES = pq.CHARGE_QUEUES[0]
 

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from billing_backoffice.models import ScheduledRun
+from billing_backoffice.models import ScheduledJob, ScheduledRun
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,39 @@ def beat_window(*, task_name: str, now: datetime) -> str:
     interval = beat_interval(task_name)
     start = _EPOCH + ((now - _EPOCH) // interval) * interval
     return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- each job's last success (finance's "late" jobs, the last-success metric) -------------------
+
+
+def scheduled_jobs_install(*, jobs: Iterable[str], now: datetime) -> int:
+    """A ``ScheduledJob`` row for each job that has none yet, its first interval starting ``now``
+    (``sync_beat_schedule``); returns how many were new."""
+    wanted = set(jobs)
+    missing = sorted(wanted - set(ScheduledJob.objects.filter(job__in=wanted).values_list("job", flat=True)))
+    ScheduledJob.objects.bulk_create([ScheduledJob(job=job, created_at=now) for job in missing], ignore_conflicts=True)
+    return len(missing)
+
+
+_SUCCESS_SQL = """
+    INSERT INTO {table} AS job (job, created_at, last_success_at) VALUES (%(job)s, %(now)s, %(now)s)
+    ON CONFLICT (job) DO UPDATE
+        SET last_success_at = GREATEST(job.last_success_at, EXCLUDED.last_success_at)
+"""
+
+
+def scheduled_job_succeeded(*, job: str, now: datetime) -> None:
+    """Stamp ``job``'s last success (a task of the beat schedule returned): one upsert, never
+    moving the stamp back when two workers finish out of order."""
+    table = connection.ops.quote_name(ScheduledJob._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCESS_SQL.format(table=table), {"job": job, "now": now})
+
+
+def last_successes() -> dict[str, datetime]:
+    """``{job: last success}`` of the jobs that ever succeeded (one query)."""
+    rows = ScheduledJob.objects.filter(last_success_at__isnull=False).values_list("job", "last_success_at")
+    return dict(rows)
 
 
 # --- housekeeping ------------------------------------------------------------------------------

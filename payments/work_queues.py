@@ -13,7 +13,17 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from billing_backoffice.work_queues import WorkQueue
-from payments.models import Bill, Charge, CreditHold, LinkAttempt, PaymentMethod, Reminder, ReminderPause, ThreeDSChallenge
+from payments.models import (
+    Account,
+    Bill,
+    Charge,
+    CreditHold,
+    LinkAttempt,
+    PaymentMethod,
+    Reminder,
+    ReminderPause,
+    ThreeDSChallenge,
+)
 
 WEEK = timedelta(days=7)
 THREE_DS_WAIT = timedelta(hours=1)
@@ -85,6 +95,19 @@ def dunning_level(level: int):
     return condition
 
 
+def accounts_at_dunning_level(level: int):
+    """CC-1: accounts to chase at ``level``: the highest reminder level among their unpaid bills
+    is ``level`` (an account with three bills at the second reminder is one account; one with a
+    bill at the final notice is chased at the final notice only)."""
+
+    def condition(*, user, now: datetime) -> Q:
+        unpaid = Reminder.objects.filter(account=OuterRef("pk"), bill__status__in=Bill.UNPAID_STATUSES)
+        return Q(Exists(unpaid.filter(level=level))) & ~Q(Exists(unpaid.filter(level__gt=level)))
+
+    condition.__doc__ = f"CC-1: accounts whose unpaid bills have reached reminder level {level} at most."
+    return condition
+
+
 def on_credit_hold(*, user, now: datetime) -> Q:
     """CC-2: holds not lifted yet."""
     return Q(lifted_at__isnull=True)
@@ -110,6 +133,13 @@ BILL_QUEUES = (
 )
 REMINDER_QUEUES = tuple(
     WorkQueue(f"level_{level.value}", f"At {level.label.lower()}", Reminder, dunning_level(level.value), "CC-1")
+    for level in Reminder.Level
+)
+ACCOUNT_QUEUES = tuple(
+    WorkQueue(
+        f"reminder_level_{level.value}", f"Accounts at {level.label.lower()}", Account,
+        accounts_at_dunning_level(level.value), "CC-1",
+    )
     for level in Reminder.Level
 )
 HOLD_QUEUES = (WorkQueue("on_hold", "On credit hold", CreditHold, on_credit_hold, "CC-2"),)

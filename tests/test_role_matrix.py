@@ -197,6 +197,9 @@ def world(now, roles):
     from billing_backoffice.scheduled_runs import window_claim
 
     window_claim(job="payments.settlement_sweep", window="2026-11-26T12:00:00Z", task_id="matrix", now=now)
+    from billing_backoffice.scheduled_runs import scheduled_job_succeeded
+
+    scheduled_job_succeeded(job="payments.expire_cards", now=now)
     from billing_backoffice.item_failures import JobItems
 
     JobItems(job="payments.charge_usage_thresholds", item_kind="payments.account", now=now).record(

@@ -13,12 +13,16 @@ import html
 import re
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django_celery_beat.models import PeriodicTask
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from billing_backoffice.models import ScheduledJob, ScheduledRun
 from payments.models import LinkAttempt
 from remittances.models import BankReversal, BankTransaction, CreditLimitRequest, RemittanceClaim
 from tests.factories.accounts import AccountFactory, UserFactory
@@ -169,16 +173,57 @@ def test_scheduled_runs_late_and_job_items_failing(client, finance, now):
     check(client, finance, "jobitemfailure-failing", 1)
 
 
-@pytest.mark.parametrize(("figure", "expected"), [("reminder-level-1", 1), ("reminder-level-2", 1), ("reminder-level-3", 0)])
-def test_cc_1_unpaid_bills_at_each_dunning_level(client, finance, now, figure, expected):
-    """CC-1: a bill counts at its latest level only; a paid bill has left the schedule."""
-    ReminderFactory(bill=BillFactory(status="overdue"))
-    moved_on = BillFactory(status="overdue")
-    ReminderFactory(bill=moved_on)
-    ReminderFactory(bill=moved_on, level=2, days_past_due=7)
+def test_jobs_late_whose_window_never_fired(client, finance, now):
+    """A job that no firing has run (beat down, its message lost) leaves no scheduled run at all;
+    its ScheduledJob row is late once its last success is older than its interval and the grace."""
+    call_command("sync_beat_schedule", stdout=StringIO())
+    jobs = ScheduledJob.objects.all()
+    jobs.update(last_success_at=now - timedelta(minutes=1))
+    jobs.filter(job="payments.settlement_sweep").update(last_success_at=now - timedelta(minutes=31))  # 15 + 15
+    jobs.filter(job="payments.release_due_holds").update(last_success_at=now - timedelta(minutes=19))  # 5 + 15
+    jobs.filter(job="payments.run_reminders").update(last_success_at=None, created_at=now - timedelta(hours=2))
+    jobs.filter(job="payments.expire_cards").update(last_success_at=now - timedelta(days=3))
+    PeriodicTask.objects.filter(task="payments.expire_cards").update(enabled=False)  # disabled: not judged
+    assert not ScheduledRun.objects.exists()
+    check(client, finance, "scheduledjob-late", 2)
+    _, link = figure_of(client.get(reverse("admin:index")).content.decode(), "scheduledjob-late")
+    listed = client.get(link).context["cl"].result_list
+    assert sorted(job.job for job in listed) == ["payments.run_reminders", "payments.settlement_sweep"]
+    page = client.get(reverse("admin:billing_backoffice_scheduledjob_changelist")).content.decode()
+    assert "not judged" in page and "on time" in page and "never (installed 2" in page
+
+
+@pytest.mark.parametrize(("figure", "expected"), [
+    ("account-reminder-level-1", 2), ("account-reminder-level-2", 1), ("account-reminder-level-3", 1),
+])
+def test_cc_1_accounts_at_each_dunning_level(client, finance, now, figure, expected):
+    """CC-1: the credit-control figures count accounts, each at the highest level among its unpaid
+    bills; three bills at the second reminder are one account to chase; a paid bill has left."""
+    three_bills = AccountFactory()
+    for _ in range(3):
+        bill = BillFactory(account=three_bills, status="overdue")
+        ReminderFactory(bill=bill)
+        ReminderFactory(bill=bill, level=2, days_past_due=7)
+    ReminderFactory(bill=BillFactory(status="overdue"))  # one bill at the first reminder
+    final = AccountFactory()
+    ReminderFactory(bill=BillFactory(account=final, status="overdue"))
+    ReminderFactory(bill=BillFactory(account=final, status="overdue"), level=3, days_past_due=14)
+    settled_final = AccountFactory()  # its final notice was paid: chased at its open bill's level
+    ReminderFactory(bill=BillFactory(account=settled_final, status="paid", amount_paid=Decimal("100.00")),
+                    level=3, days_past_due=14)
+    ReminderFactory(bill=BillFactory(account=settled_final, status="overdue"))
     paid = BillFactory(status="paid", amount_paid=Decimal("100.00"))
-    ReminderFactory(bill=paid, level=3, days_past_due=14)
+    ReminderFactory(bill=paid, level=2, days_past_due=7)
     check(client, finance, figure, expected)
+
+
+def test_cc_1_dunning_figures_link_to_the_account_list(client, finance, now):
+    """CC-1: the figure opens the account list (not the reminders), filtered the same way."""
+    ReminderFactory(bill=BillFactory(status="overdue"))
+    client.force_login(finance)
+    _, link = figure_of(client.get(reverse("admin:index")).content.decode(), "account-reminder-level-1")
+    assert link.startswith(reverse("admin:payments_account_changelist") + "?queue=reminder_level_1")
+    assert 'data-figure="reminder-level-1"' not in client.get(reverse("admin:index")).content.decode()
 
 
 def test_cc_2_holds_and_cc_3_pauses_in_force(client, finance, now):

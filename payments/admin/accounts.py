@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from billing_backoffice.admin_export import StreamedExportMixin
 from billing_backoffice.admin_site import BigTableAdminMixin, has_model_perm, run_service_action
 from billing_backoffice.free_text import ForgetsCardNumbers, card_number_free
+from billing_backoffice.work_queues import queue_filter
 from billing_backoffice.admin_confirm import ObjectToolsMixin, Preview, confirmed_action, object_tool
 from payments import services
 from payments.admin import account_page  # noqa: F401  (registers the payments panels)
@@ -30,6 +31,7 @@ from payments.models import Account, PaymentMethod
 from payments.selectors import account_uid_or_pk
 from payments.services.accounts import deactivation_refusal, reactivation_refusal, silent_period_ends_at
 from payments.services.credit_control import account_credit_state
+from payments.work_queues import ACCOUNT_QUEUES
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -57,7 +59,8 @@ class AccountAdmin(ObjectToolsMixin, StreamedExportMixin, BigTableAdminMixin, ad
         "uid", "name", "kind", "country_code", "region", "status", "silent_period_end", "kyc_status",
         "default_method", "credit_approved",
     )
-    list_filter = ("region", "kind", "status", "kyc_status")
+    # ?queue=reminder_level_<n>: the index's "Accounts at ..." credit-control figures (CC-1).
+    list_filter = (queue_filter(ACCOUNT_QUEUES, "credit control"), "region", "kind", "status", "kyc_status")
     list_select_related = ()  # the default method comes from one prefetch per page
     search_fields = ("uid",)  # routed by get_search_results
     search_help_text = "Account UID or id (digits), exact e-mail, or part of the name."

@@ -3,6 +3,8 @@
 Idempotent: a missing periodic task is created; an existing one keeps the interval and the
 enabled flag an operator set in the admin, unless ``--reset`` puts the defaults back. Only the
 task path is corrected when the code renamed it. Prints one line per entry saying what it did.
+Each job also gets its ``ScheduledJob`` row (its last success), so a job that never fires is
+still seen as late on finance's work queue (``billing_backoffice.job_queues.jobs_late``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from billing_backoffice.scheduled_runs import scheduled_jobs_install
 
 # Largest unit first, so 5 minutes is stored as "every 5 minutes", not "every 300 seconds".
 UNITS = (
@@ -82,3 +87,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"updated {name}: {', '.join(changes)}{kept}")
             else:
                 self.stdout.write(f"unchanged {name}: {periodic.task}{kept}")
+        tasks = [entry["task"] for entry in settings.BILLING_BEAT_SCHEDULE.values()]
+        installed = scheduled_jobs_install(jobs=tasks, now=timezone.now())
+        if installed:
+            self.stdout.write(f"installed {installed} scheduled job(s) to watch for lateness")
