@@ -9,7 +9,7 @@ failures and staff jobs (``core``). They build rows as the services would leave 
 
 from .accounts import AccountFactory, StaffFactory, UserFactory
 from .billing import BillFactory, ChargeFactory, LedgerEntryFactory, UsageRecordFactory
-from .core import JobItemFailureFactory, ScheduledRunFactory, StaffJobFactory
+from .core import JobItemFailureFactory, ScheduledJobFactory, ScheduledRunFactory, StaffJobFactory
 from .credit_control import CreditHoldFactory, NotificationFactory, ReminderFactory, ReminderPauseFactory
 from .linking import CardMethodFactory, ChallengeFactory, HoldFactory, LinkAttemptFactory, PayPalMethodFactory
 from .reconciliation import BankReversalFactory, ReconciliationDayFactory, ReconciliationExceptionFactory
@@ -51,6 +51,7 @@ __all__ = [
     "ReminderFactory",
     "ReminderPauseFactory",
     "RemittanceClaimFactory",
+    "ScheduledJobFactory",
     "ScheduledRunFactory",
     "SharedRemittanceAccountFactory",
     "StaffFactory",

@@ -1,4 +1,4 @@
-"""Factories of the project package's core models: scheduled runs, job item failures, staff jobs."""
+"""Factories of the project package's core models: scheduled jobs and runs, job item failures, staff jobs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from billing_backoffice.models import JobItemFailure, ScheduledRun, StaffJob
+from billing_backoffice.models import JobItemFailure, ScheduledJob, ScheduledRun, StaffJob
 
 from .accounts import UserFactory
+
+
+class ScheduledJobFactory(factory.django.DjangoModelFactory):
+    """A scheduled job installed a day ago that has never succeeded (``last_success_at`` None)."""
+
+    class Meta:
+        model = ScheduledJob
+        django_get_or_create = ("job",)
+
+    job = factory.Sequence(lambda n: f"tests.scheduled_job_{n}")
+    created_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+    last_success_at = None
 
 
 class ScheduledRunFactory(factory.django.DjangoModelFactory):
