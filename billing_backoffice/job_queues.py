@@ -20,19 +20,15 @@ from datetime import datetime, timedelta
 from django.db.models import Case, DateTimeField, DurationField, F, Func, IntegerField, Min, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
 from billing_backoffice.models import JobItemFailure, ScheduledJob, ScheduledRun
+from billing_backoffice.scheduled_runs import INTERVAL_UNITS
 from billing_backoffice.work_queues import WorkQueue
 
 # Time a firing may take to reach a worker and finish after its interval is up: the task time
 # limit (300 s) and a queue busy with a month-end fan-out, with room to spare.
 LATE_GRACE = timedelta(minutes=15)
-
-_SECONDS = {
-    IntervalSchedule.DAYS: 86400, IntervalSchedule.HOURS: 3600, IntervalSchedule.MINUTES: 60,
-    IntervalSchedule.SECONDS: 1,
-}
 
 
 def runs_late(*, user, now: datetime) -> Q:
@@ -45,7 +41,7 @@ def interval_seconds() -> Subquery:
     """Per ``ScheduledJob`` row: seconds between its beat firings, NULL when beat has no enabled
     interval entry for it (the SQL of ``scheduled_runs.beat_interval``)."""
     seconds = F("interval__every") * Case(
-        *(When(interval__period=period, then=Value(size)) for period, size in _SECONDS.items()),
+        *(When(interval__period=period, then=Value(size)) for period, size in INTERVAL_UNITS),
         output_field=IntegerField(),
     )
     entries = (

@@ -49,6 +49,10 @@ RUN_LEASE = timedelta(minutes=10)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# django-celery-beat's interval periods (``IntervalSchedule.period``: the names ``timedelta``
+# takes) and their seconds, largest first, so 5 minutes reads "every 5 minutes", not 300 seconds.
+INTERVAL_UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
+
 _CLAIM_SQL = """
     INSERT INTO {table} AS run (job, "window", task_id, status, attempts, started_at, finished_at, lease_until)
     VALUES (%(job)s, %(window)s, %(task_id)s, %(running)s, 1, %(now)s, NULL, %(lease_until)s)

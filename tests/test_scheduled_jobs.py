@@ -91,3 +91,13 @@ def test_jobs_late_counts_in_the_one_query_of_the_index(now, django_assert_num_q
         counts = count_queues(JOB_QUEUES, user=None, now=now)
     slow = {entry["task"] for entry in settings.BILLING_BEAT_SCHEDULE.values() if entry["every"] >= timedelta(hours=2)}
     assert counts[key(ScheduledJob, "late")] == len(late(now)) == ScheduledJob.objects.count() - len(slow)
+
+
+def test_interval_units_are_django_celery_beats_periods():
+    """The one table of interval units (job lateness in SQL, sync_beat_schedule) names beat's periods."""
+    from django_celery_beat.models import IntervalSchedule
+
+    from billing_backoffice.scheduled_runs import INTERVAL_UNITS
+
+    assert INTERVAL_UNITS == ((IntervalSchedule.DAYS, 86400), (IntervalSchedule.HOURS, 3600),
+                              (IntervalSchedule.MINUTES, 60), (IntervalSchedule.SECONDS, 1))

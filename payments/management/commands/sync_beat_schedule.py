@@ -17,22 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from billing_backoffice.scheduled_runs import scheduled_jobs_install
-
-# Largest unit first, so 5 minutes is stored as "every 5 minutes", not "every 300 seconds".
-UNITS = (
-    (IntervalSchedule.DAYS, 86400),
-    (IntervalSchedule.HOURS, 3600),
-    (IntervalSchedule.MINUTES, 60),
-    (IntervalSchedule.SECONDS, 1),
-)
+from billing_backoffice.scheduled_runs import INTERVAL_UNITS, scheduled_jobs_install
 
 
 def interval_for(every: timedelta) -> IntervalSchedule:
     seconds = int(every.total_seconds())
     if seconds < 1:
         raise CommandError(f"Interval {every} is shorter than one second.")
-    period, size = next((period, size) for period, size in UNITS if seconds % size == 0)
+    period, size = next((period, size) for period, size in INTERVAL_UNITS if seconds % size == 0)
     # IntervalSchedule has no unique constraint: reuse the first matching row.
     existing = IntervalSchedule.objects.filter(every=seconds // size, period=period).order_by("pk").first()
     return existing or IntervalSchedule.objects.create(every=seconds // size, period=period)
