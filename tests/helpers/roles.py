@@ -12,16 +12,12 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from billing_backoffice.staff_roles import grant
 from tests.factories import UserFactory
 
 staff_groups = importlib.import_module("payments.migrations.0002_staff_groups")
 
 MANAGERS = "Account managers"
 FINANCE = "Finance staff"
-# The remittances migrations that grant the roles the issue-13 permissions (refunds, reversals,
-# reconciliation).
-REMITTANCES_ROLE_MIGRATIONS = ("0011_rfd_staff_permissions", "0012_rvs_bank_reversals", "0013_rcn_reconciliation")
 
 
 def role_group(name: str) -> Group:
@@ -125,12 +121,9 @@ def confirm_post(client, page, *, reason: str = "", url: str | None = None, data
 
 
 def in_group(name: str, username: str):
-    """A member of the real role group, with the permissions our migrations grant it."""
+    """A member of the real role group, with the permissions our migrations grant it (``role_group``
+    restores them all after a flush)."""
     group = role_group(name)
-    for migration in REMITTANCES_ROLE_MIGRATIONS:
-        codenames = importlib.import_module(f"remittances.migrations.{migration}").ROLES[name]
-        if group.permissions.filter(codename__in=codenames).count() != len(codenames):  # flushed by a transactional test
-            grant(django_apps, "remittances", {name: codenames})
     user = UserFactory(username=username, is_staff=True)
     user.groups.add(group)
     return type(user).objects.get(pk=user.pk)
