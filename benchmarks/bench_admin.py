@@ -188,7 +188,10 @@ def load(args) -> dict:
     """Everything, then VACUUM ANALYZE; a few rows' keys for the searches."""
     timings = {}
     started = time.perf_counter()
-    account_ids = load_accounts(args.accounts, now=NOW - timedelta(days=400))
+    # 25 account managers share the accounts (every tenth has none), as the ageing report by
+    # account manager meets them.
+    managers = [get_user_model().objects.create_user(username=f"bench-am-{n:02d}", is_staff=True).pk for n in range(25)]
+    account_ids = load_accounts(args.accounts, now=NOW - timedelta(days=400), account_managers=managers)
     timings["load_accounts_s"] = time.perf_counter() - started
     started = time.perf_counter()
     methods = load_methods(account_ids, per_account=args.methods_per_account, now=NOW - timedelta(days=200))
@@ -273,6 +276,7 @@ def urls(keys: dict) -> list[tuple[str, str, dict]]:
         ("queue: claims to approve", c, {"queue": "to_approve"}),
         ("receivables ageing report (CC-4)", "/admin/payments/reminder/ageing/", {}),
         ("receivables ageing by account manager", "/admin/payments/reminder/ageing/", {"group_by": "account_manager"}),
+        ("receivables ageing by region", "/admin/payments/reminder/ageing/", {"group_by": "region"}),
     ]
 
 
@@ -334,6 +338,8 @@ def main() -> None:
     parser.add_argument("--explain-ms", type=float, default=None,
                         help="also EXPLAIN ANALYZE the slowest query of URLs whose slowest query took longer")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the loaded test database afterwards (to EXPLAIN queries by hand)")
     args = parser.parse_args()
 
     from django.test.utils import setup_test_environment
@@ -375,7 +381,10 @@ def main() -> None:
                 plans.append((label, path, query, figures, explain_analyze(figures["slowest_sql"])))
     finally:
         connection.close()
-        connection.creation.destroy_test_db(database, verbosity=0)
+        if args.keep:
+            print(f"kept the test database {database}")
+        else:
+            connection.creation.destroy_test_db(database, verbosity=0)
 
     columns = ["url", "median_ms", "kb", "queries", "slowest_query_ms", "ratio", "within_budget"]
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]

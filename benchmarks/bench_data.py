@@ -96,16 +96,21 @@ def max_id(model: type[models.Model]) -> int:
         return cursor.fetchone()[0]
 
 
-def load_accounts(count: int, *, now: datetime, start: int = 0) -> list[int]:
-    """``count`` active accounts (UIDs ``8`` + 15 digits from ``start``); their ids, ascending."""
+def load_accounts(count: int, *, now: datetime, start: int = 0, account_managers: Sequence[int] = ()) -> list[int]:
+    """``count`` active accounts (UIDs ``8`` + 15 digits from ``start``); their ids, ascending.
+    With ``account_managers`` (user ids), each account but every tenth has one of them, in turn."""
     before = max_id(Account)
     regions = (("US", "US"), ("DE", "EU"), ("GB", "EUROPE_NON_EU"), ("MY", "MY"), ("SG", "OTHER"))
+
+    def manager_of(n: int) -> int | None:
+        return account_managers[n % len(account_managers)] if account_managers and n % 10 else None
+
     copy_rows(
         Account,
-        ("uid", "name", "email", "kind", "country", "region"),
+        ("uid", "name", "email", "kind", "country", "region", "account_manager_id"),
         (
             (f"8{n:015d}", company_name(n), f"billing{n}@example.com", "enterprise" if n % 3 == 0 else "individual",
-             *regions[n % len(regions)])
+             *regions[n % len(regions)], manager_of(n))
             for n in range(start, start + count)
         ),
         created_at=now,

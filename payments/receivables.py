@@ -10,10 +10,11 @@ across currencies. One aggregate query for the buckets, one for the sales, whate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Case, CharField, Count, Sum, Value, When
 from django.utils import timezone
 
 from payments.models import Bill
@@ -21,7 +22,9 @@ from payments.models import Bill
 BUCKETS = ("not_due", "days_1_30", "days_31_60", "days_61_90", "over_90")
 BUCKET_LABELS = {"not_due": "Not due", "days_1_30": "1-30", "days_31_60": "31-60", "days_61_90": "61-90",
                  "over_90": "Over 90"}
-GROUPS = {"currency": (), "region": ("account__region",), "account_manager": ("account__account_manager__username",)}
+# The account manager is grouped by id and named afterwards (``_named_managers``): joining the
+# users table into the aggregate of every unpaid bill costs more than one lookup of a few names.
+GROUPS = {"currency": (), "region": ("account__region",), "account_manager": ("account__account_manager",)}
 DSO_WINDOW_DAYS = 90
 ZERO = Decimal("0.00")
 
@@ -60,35 +63,54 @@ def receivables_ageing(
     ``with_sales=False`` skips the sales query (``sales`` 0, ``dso`` None): the index's ageing
     chart needs the buckets only, and summing 90 days of bills costs as much again."""
     extra = GROUPS[group_by]
-    today = timezone.localdate(now)
-    outstanding = F("total") - F("amount_paid")
-    ranges = {
-        "not_due": Q(due_date__gte=today),
-        "days_1_30": Q(due_date__lte=today - timedelta(days=1), due_date__gte=today - timedelta(days=30)),
-        "days_31_60": Q(due_date__lte=today - timedelta(days=31), due_date__gte=today - timedelta(days=60)),
-        "days_61_90": Q(due_date__lte=today - timedelta(days=61), due_date__gte=today - timedelta(days=90)),
-        "over_90": Q(due_date__lt=today - timedelta(days=90)),
-    }
+    keys = ("currency", *extra)
     unpaid = _filtered(Bill.objects.filter(status__in=Bill.UNPAID_STATUSES), currency=currency, region=region,
                        account_manager_id=account_manager_id)
-    keys = ("currency", *extra)
-    rows = unpaid.values(*keys).annotate(
-        **{name: Sum(outstanding, filter=condition) for name, condition in ranges.items()},
-        total=Sum(outstanding), bills=Count("id"),
-    ).order_by(*keys)
+    # One row per group and bucket with the bucket as a grouping key, and total and paid summed
+    # apart (outstanding = total - paid): two sums per bill instead of a filtered difference per
+    # bucket, which is what the report costs over 300,000 unpaid bills (numeric arithmetic).
+    cells = unpaid.annotate(bucket=_bucket_of_due_date(timezone.localdate(now))).values(*keys, "bucket").annotate(
+        billed=Sum("total"), paid=Sum("amount_paid"), bills=Count("id"),
+    ).order_by()
+    groups: dict[tuple, dict] = {}
+    for cell in cells:
+        group = groups.setdefault(tuple(cell[k] for k in keys), {"bills": 0, **dict.fromkeys(BUCKETS, ZERO)})
+        group[cell["bucket"]] += cell["billed"] - cell["paid"]
+        group["bills"] += cell["bills"]
     sales = _sales(now=now, keys=keys, currency=currency, region=region,
                    account_manager_id=account_manager_id) if with_sales else {}
+    names = _named_managers(key[1] for key in groups) if group_by == "account_manager" else {}
     result = []
-    for row in rows:
-        key = tuple(row[k] for k in keys)
+    for key in groups:
+        figures = groups[key]
         sold = sales.get(key) or ZERO
-        total = row["total"] or ZERO
+        total = sum((figures[name] for name in BUCKETS), ZERO)
+        group = names.get(key[1], key[1]) if extra else ""
         result.append(AgeingRow(
-            currency=row["currency"], group=str(row[extra[0]] or "(none)") if extra else "",
-            **{name: row[name] or ZERO for name in BUCKETS}, total=total, bills=row["bills"], sales=sold,
+            currency=key[0], group=str(group or "(none)") if extra else "",
+            **{name: figures[name] for name in BUCKETS}, total=total, bills=figures["bills"], sales=sold,
             dso=(total / sold * DSO_WINDOW_DAYS).quantize(Decimal("0.1")) if sold else None,
         ))
+    result.sort(key=lambda row: (row.currency, row.group == "(none)", row.group))  # "(none)" last
     return result
+
+
+def _named_managers(ids) -> dict[int, str]:
+    """``{user id: username}`` of the account managers among ``ids``."""
+    wanted = {pk for pk in ids if pk is not None}
+    return dict(get_user_model().objects.filter(pk__in=wanted).values_list("pk", "username")) if wanted else {}
+
+
+def _bucket_of_due_date(today: date) -> Case:
+    """The ageing bucket of a bill's due date (days past due on ``today``), as a SQL ``CASE``."""
+    return Case(
+        When(due_date__gte=today, then=Value("not_due")),
+        When(due_date__gte=today - timedelta(days=30), then=Value("days_1_30")),
+        When(due_date__gte=today - timedelta(days=60), then=Value("days_31_60")),
+        When(due_date__gte=today - timedelta(days=90), then=Value("days_61_90")),
+        default=Value("over_90"),
+        output_field=CharField(),
+    )
 
 
 def _sales(*, now: datetime, keys: tuple[str, ...], currency: str, region: str,

@@ -126,6 +126,35 @@ def test_cc_4_ageing_figures_equal_the_bills_behind_them(now):
     assert receivables_ageing(now=now, currency="EUR")[0].currency == "EUR"
 
 
+def test_cc_4_each_bucket_ends_on_its_day_past_due(now):
+    """CC-4: 0 days past due is not due; 1 and 30 are 1-30; 31 and 60 are 31-60; 61 and 90 are
+    61-90; 91 is over 90. Each bill has its own amount, so a bill in a neighbouring bucket shows."""
+    account = AccountFactory()
+    for days_late, total in ((0, "1.00"), (1, "2.00"), (30, "4.00"), (31, "8.00"), (60, "16.00"), (61, "32.00"),
+                             (90, "64.00"), (91, "128.00")):
+        bill_due(account, now, days_late, total)
+    row = receivables_ageing(now=now)[0]
+    assert (row.not_due, row.days_1_30, row.days_31_60, row.days_61_90, row.over_90) == tuple(
+        Decimal(v) for v in ("1.00", "6.00", "24.00", "96.00", "128.00")
+    )
+    assert row.total == Decimal("255.00") and row.bills == 8
+
+
+def test_cc_4_grouped_by_account_manager_one_row_each_and_none_last(now):
+    first, second = UserFactory(username="am-alice"), UserFactory(username="am-bob")
+    for manager, amounts in ((first, ("10.00", "5.00")), (second, ("7.00",)), (None, ("3.00",))):
+        account = AccountFactory(account_manager=manager)
+        for n, total in enumerate(amounts):
+            bill_due(account, now, 10 + 40 * n, total)
+    rows = receivables_ageing(now=now, group_by="account_manager")
+    assert [(r.group, r.total, r.bills) for r in rows] == [
+        ("am-alice", Decimal("15.00"), 2), ("am-bob", Decimal("7.00"), 1), ("(none)", Decimal("3.00"), 1),
+    ]
+    assert rows[0].days_1_30 == Decimal("10.00") and rows[0].days_31_60 == Decimal("5.00")
+    only_bob = receivables_ageing(now=now, group_by="account_manager", account_manager_id=second.pk)
+    assert [(r.group, r.total) for r in only_bob] == [("am-bob", Decimal("7.00"))]
+
+
 def test_cc_4_dso_is_receivables_over_90_days_sales_times_90(now):
     account = AccountFactory()
     make_bill(account, "300.00", issued_at=now - timedelta(days=10), due_date=now.date() + timedelta(days=20))
