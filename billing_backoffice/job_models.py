@@ -29,6 +29,11 @@ class StaffJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     params = models.JSONField(default=dict, blank=True, help_text="What the task needs: ids, the stored file.")
+    task = models.CharField(max_length=100, blank=True, help_text="The Celery task that runs the job (sent again if its message is lost).")
+    run_id = models.CharField(
+        max_length=64, blank=True,
+        help_text="The task message whose run holds the job: its redelivery may take the job over, another message may not.",
+    )
     summary = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, help_text="Why the job was refused or failed (card numbers masked).")
     created_at = models.DateTimeField()
@@ -38,7 +43,13 @@ class StaffJob(models.Model):
     class Meta:
         verbose_name = "staff job"
         verbose_name_plural = "staff jobs"
-        indexes = [models.Index(fields=["actor", "-created_at"], name="staff_job_recent_by_actor")]
+        indexes = [
+            models.Index(fields=["actor", "-created_at"], name="staff_job_recent_by_actor"),
+            # The sweep for jobs whose message was lost reads the unfinished ones only.
+            models.Index(
+                fields=["created_at"], condition=models.Q(state__in=("queued", "running")), name="staff_job_unfinished",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(state__in=("done", "failed"), finished_at__isnull=False)

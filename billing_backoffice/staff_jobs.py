@@ -7,9 +7,14 @@ rolls back) and redirects to the job's progress page (``staff_jobs_admin.py``), 
 JSON status until the job is finished and then shows its summary. The page can be left: "Recent
 jobs" (the staff job list, each user's own) finds it again.
 
-- ``job_create`` / ``job_start`` / ``job_progress`` / ``job_finish`` / ``job_fail``: the one
-  writer of ``StaffJob`` rows. ``job_start`` claims a queued job (``queued -> running``) and
-  answers ``None`` for a finished one, so a redelivered message does nothing twice.
+- ``job_create`` / ``job_enqueue`` / ``job_start`` / ``job_progress`` / ``job_finish`` /
+  ``job_fail``: the one writer of ``StaffJob`` rows. ``job_start`` claims a queued job
+  (``queued -> running``) for one task message and answers ``None`` for a finished one, or for
+  one another message is running, so a second message for a job does nothing twice.
+- ``jobs_resend_lost`` (task ``billing_backoffice.resend_lost_staff_jobs``, beat, every 5
+  minutes): a job still queued 10 minutes after it was recorded lost its message (the broker was
+  down when the page committed: the page answered an error, the job row stayed), and a job
+  "running" for longer than the task time limit lost its worker: each is sent again.
 - ``jobs_of(user)``: the jobs a user may see, their own (superusers: all). The status endpoint
   answers 404 for anyone else's job, so it does not even say that it exists.
 - Bulk actions: an admin action registers a ``BulkAction`` (a name, the model, what to call per
@@ -27,14 +32,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from billing_backoffice.audit import audit_context
-from billing_backoffice.enqueue import enqueue_on_commit
+from billing_backoffice.enqueue import enqueue_on_commit, registered_task
 from billing_backoffice.errors import BillingError
 from billing_backoffice.logging import redact_card_numbers
 from billing_backoffice.models import StaffJob
@@ -48,27 +54,75 @@ JOB_THRESHOLD = 20
 NOTES_MAX = 100  # refusals kept on a job's summary; the count says how many there were
 ERROR_MAX = 2000
 BULK_TASK = "billing_backoffice.run_bulk_action"
+# A job still queued this long after the page recorded it has lost its message: sent again.
+RESEND_QUEUED_AFTER = timedelta(minutes=10)
+RESEND_BATCH = 100
 
 
 # --- the rows ------------------------------------------------------------------------------------
 
 
-def job_create(*, kind: str, title: str, actor, now: datetime, total: int | None = None,
+def job_create(*, kind: str, title: str, actor, now: datetime, task: str, total: int | None = None,
                params: dict | None = None) -> StaffJob:
+    """Record a job that ``task`` (a Celery task name, called with ``job_id``) will run."""
     return StaffJob.objects.create(
-        kind=kind, title=title[:200], actor=actor, total=total, params=params or {}, created_at=now,
+        kind=kind, title=title[:200], actor=actor, total=total, params=params or {}, task=task, created_at=now,
     )
 
 
-def job_start(job_id: int, *, now: datetime) -> StaffJob | None:
-    """Claim the job for this run; ``None`` when it is finished already (a redelivered message).
+def job_enqueue(job: StaffJob) -> None:
+    """Send the job's task once the transaction that recorded the job commits."""
+    enqueue_on_commit(job.task, job_id=job.pk)
 
-    A job left ``running`` by a worker that died is taken over (the broker redelivers its message).
+
+def job_run_limit() -> timedelta:
+    """How long a run can hold a job: past the task's hard time limit its worker is gone."""
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+def job_start(job_id: int, *, now: datetime, run_id: str = "") -> StaffJob | None:
+    """Claim the job for the run of task message ``run_id``; ``None`` when it is finished already
+    (a redelivered message) or another message's run holds it.
+
+    A running job is taken over by the redelivery of the message that runs it (the same task id:
+    its worker died mid-task and the broker handed the message on) and, once its run is older
+    than the task time limit (nothing runs that long), by any message. A second message for a
+    job that is running (the sweep's resend of a job that was only slow to start) does nothing.
     """
-    claimed = StaffJob.objects.filter(pk=job_id, state__in=(State.QUEUED, State.RUNNING)).update(
-        state=State.RUNNING, started_at=now,
-    )
+    claimable = Q(state=State.QUEUED) | Q(state=State.RUNNING, started_at__lt=now - job_run_limit())
+    if run_id:
+        claimable |= Q(state=State.RUNNING, run_id=run_id)
+    claimed = StaffJob.objects.filter(claimable, pk=job_id).update(state=State.RUNNING, started_at=now, run_id=run_id)
     return StaffJob.objects.select_related("actor").get(pk=job_id) if claimed else None
+
+
+def jobs_resend_lost(*, now: datetime) -> int:
+    """Send again the task of each job whose message was lost; returns how many were sent.
+
+    Lost: still queued ``RESEND_QUEUED_AFTER`` after it was recorded, or running past
+    ``job_run_limit``. A job that was only slow to start gets a second message, which
+    ``job_start`` makes harmless. One job's send failing (the broker still down, a task no longer
+    registered) is logged and the others are sent; the next sweep tries it again.
+    """
+    lost = (
+        StaffJob.objects.filter(
+            Q(state=State.QUEUED, created_at__lt=now - RESEND_QUEUED_AFTER)
+            | Q(state=State.RUNNING, started_at__lt=now - job_run_limit())
+        )
+        .exclude(task="")
+        .order_by("created_at", "pk")
+        .values_list("pk", "task")[:RESEND_BATCH]
+    )
+    sent = 0
+    for job_id, task in lost:
+        try:
+            registered_task(task).delay(job_id=job_id)
+        except Exception:  # noqa: BLE001 - one job's send never stops the others'
+            logger.exception("could not send staff job %s (%s) again", job_id, task)
+            continue
+        logger.warning("staff job %s lost its message; sent %s again", job_id, task)
+        sent += 1
+    return sent
 
 
 def job_progress(job_id: int, *, done: int, total: int | None = None) -> None:
@@ -160,15 +214,15 @@ def bulk_action_start(action: BulkAction, *, ids: list[int], actor, now: datetim
     log_message = log_message or action.done_message.format(count=1)
     job = job_create(
         kind=action.name, title=f"{action.name}: {len(ids)} {noun}", actor=actor, now=now, total=len(ids),
-        params={"ids": list(ids), "log": f"{log_message} Reason: {reason}" if reason else log_message},
+        task=BULK_TASK, params={"ids": list(ids), "log": f"{log_message} Reason: {reason}" if reason else log_message},
     )
-    enqueue_on_commit(BULK_TASK, job_id=job.pk)
+    job_enqueue(job)
     return job
 
 
-def bulk_action_run(*, job_id: int, clock: Callable[[], datetime]) -> StaffJob | None:
+def bulk_action_run(*, job_id: int, clock: Callable[[], datetime], run_id: str = "") -> StaffJob | None:
     """Work through a bulk action's objects (the task's body); resumes after ``done`` on a redelivery."""
-    job = job_start(job_id, now=clock())
+    job = job_start(job_id, now=clock(), run_id=run_id)
     if job is None:
         return None
     action = BULK_ACTIONS.get(job.kind)

@@ -31,6 +31,7 @@ def import_statement_inbox() -> dict:
 
 
 @shared_task(
+    bind=True,
     name="remittances.import_uploaded_statement",
     autoretry_for=TRANSIENT_ERRORS,  # a database blip: the job is taken over and the file imported again
     max_retries=3,
@@ -38,11 +39,11 @@ def import_statement_inbox() -> dict:
     retry_backoff_max=300,
     retry_jitter=True,
 )
-def import_uploaded_statement(*, job_id: int) -> int:
+def import_uploaded_statement(self, *, job_id: int) -> int:
     """A statement finance uploaded in the admin (a staff job, ``statement_uploads.py``)."""
     from remittances.services.statement_uploads import statement_upload_run
 
-    statement_upload_run(job_id=job_id, now=timezone.now())
+    statement_upload_run(job_id=job_id, now=timezone.now(), run_id=self.request.id or "")
     return job_id
 
 

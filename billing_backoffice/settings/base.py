@@ -227,6 +227,7 @@ _QUEUE_OF_TASKS = {
     "maintenance": (
         "payments.expire_cards", "payments.fail_abandoned_verifications", "payments.close_silent_accounts",
         "billing_backoffice.prune_scheduled_runs", "billing_backoffice.beat_heartbeat",
+        "billing_backoffice.resend_lost_staff_jobs",  # sends each lost job's own task (to its queue)
     ),
 }
 CELERY_TASK_ROUTES = {task: {"queue": queue} for queue, tasks in _QUEUE_OF_TASKS.items() for task in tasks}
@@ -271,6 +272,8 @@ BILLING_BEAT_SCHEDULE = {
     "reconcile-day": {"task": "remittances.reconcile_day", "every": timedelta(hours=1)},
     # RFD-1: approved refunds go into the next outgoing pain.001 file (finance may also generate now).
     "generate-payment-files": {"task": "remittances.generate_payment_files", "every": timedelta(hours=1)},
+    # Staff jobs (statement uploads, bulk actions) whose task message was lost: sent again.
+    "resend-lost-staff-jobs": {"task": "billing_backoffice.resend_lost_staff_jobs", "every": timedelta(minutes=5)},
     # Housekeeping: finished scheduled runs (the once-per-window guard) older than 90 days.
     "prune-scheduled-runs": {"task": "billing_backoffice.prune_scheduled_runs", "every": timedelta(days=1)},
     # Beat's own heartbeat (a no-op task): /readyz checks this entry's last send (health.py).

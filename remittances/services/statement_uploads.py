@@ -22,11 +22,10 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils.text import get_valid_filename
 
-from billing_backoffice.enqueue import enqueue_on_commit
 from billing_backoffice.errors import BillingError
 from billing_backoffice.models import StaffJob
 from billing_backoffice.permissions import staff_require
-from billing_backoffice.staff_jobs import job_create, job_fail, job_finish, job_progress, job_start
+from billing_backoffice.staff_jobs import job_create, job_enqueue, job_fail, job_finish, job_progress, job_start
 from remittances.models import BankStatement
 from remittances.parsers import AUTO, check_size
 from remittances.services.statements import ImportSummary, statement_import
@@ -52,17 +51,19 @@ def statement_upload_start(*, upload, fmt: str = AUTO, actor, now: datetime) -> 
     staff_require(actor, permission=PERMISSION, action="import bank statements", system_allowed=False)
     check_size(upload.size)
     name = (upload.name or "statement")[:255]
-    job = job_create(kind=JOB_KIND, title=f"Import {name}", actor=actor, now=now, params={"file_name": name, "format": fmt})
+    job = job_create(kind=JOB_KIND, title=f"Import {name}", actor=actor, now=now, task=TASK,
+                     params={"file_name": name, "format": fmt})
     path = default_storage.save(f"statement-uploads/{job.pk}/{get_valid_filename(name) or 'statement'}", upload)
     job.params["path"] = path
     job.save(update_fields=["params"])
-    enqueue_on_commit(TASK, job_id=job.pk)
+    job_enqueue(job)
     return job
 
 
-def statement_upload_run(*, job_id: int, now: datetime) -> StaffJob | None:
-    """The task's body: import the stored file for the job's actor and record the outcome."""
-    job = job_start(job_id, now=now)
+def statement_upload_run(*, job_id: int, now: datetime, run_id: str = "") -> StaffJob | None:
+    """The task's body: import the stored file for the job's actor and record the outcome
+    (``run_id``: the task message's id, ``staff_jobs.job_start``)."""
+    job = job_start(job_id, now=now, run_id=run_id)
     if job is None:
         return None  # finished already: a redelivered message does nothing
     params = job.params
