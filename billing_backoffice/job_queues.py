@@ -9,8 +9,9 @@ A job is late in two ways, each a queue of its own list:
   ever ran) whose last success is older than its interval plus ``LATE_GRACE``: its windows did not
   fire (beat down) or their messages were lost. A job that never succeeded counts from when it was
   installed. The interval is the one beat really uses (``scheduled_runs.beat_interval``: the
-  shortest enabled interval entry of the job in django-celery-beat's tables). A job with no enabled
-  interval entry (disabled by an operator, or on a crontab) is not judged.
+  shortest enabled interval entry of the job in django-celery-beat's tables). A job on a crontab
+  only is late once the first firing due after its last success is older than the grace
+  (``crontab_jobs_late``). A job with no enabled entry (disabled by an operator) is not judged.
 """
 
 from __future__ import annotations
@@ -60,8 +61,31 @@ def late_after(*, now: datetime):
 
 def jobs_late(*, user, now: datetime) -> Q:
     """A scheduled job whose last success (else its installation) is older than its interval plus
-    ``LATE_GRACE``: no firing of it has succeeded when one should have."""
-    return Q(LessThan(Coalesce("last_success_at", "created_at"), late_after(now=now)))
+    ``LATE_GRACE``, or, on a crontab, whose first firing due since then is older than the grace:
+    no firing of it has succeeded when one should have."""
+    on_interval = Q(LessThan(Coalesce("last_success_at", "created_at"), late_after(now=now)))
+    return on_interval | Q(job__in=crontab_jobs_late(now=now))
+
+
+def crontab_jobs_late(*, now: datetime) -> list[str]:
+    """The jobs beat fires on a crontab only (no enabled interval entry) whose next firing after
+    their last success (else their installation) was due more than ``LATE_GRACE`` ago. A crontab's
+    firings are not evenly spaced, so this is worked out with Celery's own crontab arithmetic, per
+    entry (an operator adds a few; the default schedule has none)."""
+    entries = list(PeriodicTask.objects.filter(enabled=True, crontab__isnull=False).select_related("crontab"))
+    if not entries:
+        return []
+    on_interval = set(PeriodicTask.objects.filter(enabled=True, interval__isnull=False).values_list("task", flat=True))
+    since = {job: last or created for job, last, created in ScheduledJob.objects.filter(
+        job__in={entry.task for entry in entries}).values_list("job", "last_success_at", "created_at")}
+    late = set()
+    for entry in entries:
+        if entry.task in on_interval or entry.task not in since:
+            continue
+        start, delta, _ = entry.crontab.schedule.remaining_delta(since[entry.task])
+        if start + delta + LATE_GRACE < now:
+            late.add(entry.task)
+    return sorted(late)
 
 
 def items_failing(*, user, now: datetime) -> Q:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.utils import timezone
 
 from billing_backoffice.models import ScheduledJob, ScheduledRun
 
@@ -143,6 +144,20 @@ def scheduled_jobs_install(*, jobs: Iterable[str], now: datetime) -> int:
     missing = sorted(wanted - set(ScheduledJob.objects.filter(job__in=wanted).values_list("job", flat=True)))
     ScheduledJob.objects.bulk_create([ScheduledJob(job=job, created_at=now) for job in missing], ignore_conflicts=True)
     return len(missing)
+
+
+# Beat's own writes after each send; a save of only these is not a job added or changed.
+_BEAT_BOOKKEEPING = frozenset({"last_run_at", "total_run_count", "date_changed"})
+
+
+def scheduled_job_for_saved_entry(sender, instance, update_fields=None, **_) -> None:
+    """``post_save`` of django-celery-beat's ``PeriodicTask`` (connected in ``apps.py``): a job an
+    operator adds in the beat admin gets its ``ScheduledJob`` row at once, so it is judged late
+    from then on, like the jobs ``sync_beat_schedule`` installs, and not only after a success."""
+    if update_fields and set(update_fields) <= _BEAT_BOOKKEEPING:
+        return
+    if instance.task and instance.enabled:
+        scheduled_jobs_install(jobs=[instance.task], now=timezone.now())
 
 
 _SUCCESS_SQL = """

@@ -11,7 +11,7 @@ import pytest
 from celery.signals import task_success
 from django.conf import settings
 from django.core.management import call_command
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from billing_backoffice.celery import app as celery_app
 from billing_backoffice.job_queues import LATE_GRACE, jobs_late
@@ -70,6 +70,25 @@ def test_the_interval_is_the_one_beat_uses_operator_edits_and_disabling_included
     assert HOLDS not in late(now + timedelta(days=30))  # no enabled entry: beat does not run it
 
 
+def test_a_job_added_by_hand_in_the_beat_admin_has_its_row_at_once_and_a_crontab_job_is_late_after_its_due_firing():
+    """Issue 10, finance's late jobs: an operator's entry on a crontab (03:00 UTC daily) is judged
+    from its next firing after the last success, plus the grace."""
+    from datetime import datetime, timezone
+
+    nightly = CrontabSchedule.objects.create(minute="0", hour="3", timezone="UTC")
+    PeriodicTask.objects.create(name="ops nightly", task="ops.nightly_export", crontab=nightly)
+    job = ScheduledJob.objects.get(job="ops.nightly_export")  # installed by the save, before any success
+    succeeded = datetime(2026, 12, 1, 3, 0, 10, tzinfo=timezone.utc)
+    ScheduledJob.objects.filter(pk=job.pk).update(last_success_at=succeeded)
+    next_due = datetime(2026, 12, 2, 3, 0, tzinfo=timezone.utc)
+    assert "ops.nightly_export" not in late(next_due + LATE_GRACE)
+    assert "ops.nightly_export" in late(next_due + LATE_GRACE + timedelta(seconds=1))
+    scheduled_job_succeeded(job="ops.nightly_export", now=next_due + timedelta(minutes=1))
+    assert "ops.nightly_export" not in late(next_due + timedelta(hours=23))  # the next one is due at 03:00 tomorrow
+    PeriodicTask.objects.filter(task="ops.nightly_export").update(enabled=False)
+    assert "ops.nightly_export" not in late(next_due + timedelta(days=30))
+
+
 def test_a_succeeding_scheduled_task_stamps_its_job_and_the_stamp_never_goes_back(now):
     celery_app.loader.import_default_modules()
     task = celery_app.tasks[HOLDS]
@@ -87,7 +106,7 @@ def test_jobs_late_counts_in_the_one_query_of_the_index(now, django_assert_num_q
     from billing_backoffice.work_queues import count_queues, key
 
     install(now - timedelta(hours=2))
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # the counts, and the crontab entries (none here)
         counts = count_queues(JOB_QUEUES, user=None, now=now)
     slow = {entry["task"] for entry in settings.BILLING_BEAT_SCHEDULE.values() if entry["every"] >= timedelta(hours=2)}
     assert counts[key(ScheduledJob, "late")] == len(late(now)) == ScheduledJob.objects.count() - len(slow)
