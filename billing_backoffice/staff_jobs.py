@@ -40,7 +40,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 
 from billing_backoffice.audit import audit_context
-from billing_backoffice.enqueue import enqueue_on_commit, registered_task
+from billing_backoffice.enqueue import enqueue_on_commit
 from billing_backoffice.errors import BillingError
 from billing_backoffice.logging import redact_card_numbers
 from billing_backoffice.models import StaffJob
@@ -115,8 +115,8 @@ def jobs_resend_lost(*, now: datetime) -> int:
     )
     sent = 0
     for job_id, task in lost:
-        try:
-            registered_task(task).delay(job_id=job_id)
+        try:  # the task runs it in autocommit: sent at once, so a failed send is caught here
+            enqueue_on_commit(task, job_id=job_id)
         except Exception:  # noqa: BLE001 - one job's send never stops the others'
             logger.exception("could not send staff job %s (%s) again", job_id, task)
             continue

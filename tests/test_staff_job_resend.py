@@ -28,7 +28,9 @@ pytestmark = pytest.mark.django_db
 State = StaffJob.State
 
 
-def test_i2_a_job_queued_past_ten_minutes_or_running_past_the_time_limit_is_sent_again(now, sent):
+def test_i2_a_job_queued_past_ten_minutes_or_running_past_the_time_limit_is_sent_again(
+    now, sent, django_capture_on_commit_callbacks
+):
     lost = StaffJobFactory(task=BULK_TASK, created_at=now - RESEND_QUEUED_AFTER - timedelta(seconds=1))
     StaffJobFactory(task=BULK_TASK, created_at=now - RESEND_QUEUED_AFTER + timedelta(seconds=30))  # still young
     dead_run = StaffJobFactory(task=UPLOAD_TASK, state=State.RUNNING, created_at=now - timedelta(hours=1),
@@ -38,15 +40,17 @@ def test_i2_a_job_queued_past_ten_minutes_or_running_past_the_time_limit_is_sent
     StaffJobFactory(task=BULK_TASK, state=State.DONE, created_at=now - timedelta(days=1), finished_at=now)
     StaffJobFactory(task="", created_at=now - timedelta(days=1))  # no task named: nothing to send
 
-    assert jobs_resend_lost(now=now) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resend_lost(now=now) == 2
     assert sorted(sent) == sorted([(BULK_TASK, {"job_id": lost.pk}), (UPLOAD_TASK, {"job_id": dead_run.pk})])
 
 
-def test_i2_one_job_that_cannot_be_sent_never_stops_the_others(now, sent):
+def test_i2_one_job_that_cannot_be_sent_never_stops_the_others(now, sent, django_capture_on_commit_callbacks):
     old = now - timedelta(hours=1)
     StaffJobFactory(task="no.such.task", created_at=old - timedelta(minutes=1))  # sent first, and fails
     other = StaffJobFactory(task=BULK_TASK, created_at=old)
-    assert jobs_resend_lost(now=now) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resend_lost(now=now) == 1
     assert sent == [(BULK_TASK, {"job_id": other.pk})]
 
 
@@ -72,7 +76,8 @@ def test_rem_4_an_upload_whose_message_was_lost_is_imported_once_by_the_sweep(
     assert jobs_resend_lost(now=now + timedelta(minutes=5)) == 0  # may still be on its way
     assert not BankStatement.objects.exists()
 
-    assert jobs_resend_lost(now=now + RESEND_QUEUED_AFTER + timedelta(seconds=1)) == 1  # runs (eager)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resend_lost(now=now + RESEND_QUEUED_AFTER + timedelta(seconds=1)) == 1  # runs (eager)
     job.refresh_from_db()
     assert job.state == State.DONE and dict(job.summary["figures"])["Credited"] == 7
     assert ledger_total(customer) == build.STANDARD_CREDITABLE
