@@ -118,8 +118,8 @@ class Client:
         self.connection = None
 
 
-def console_loop(client: Client, token: str, rng: random.Random, accepted: list, claims_filed: list, lock,
-                 deadline: float) -> None:
+def console_loop(client: Client, token: str, rng: random.Random, accepted: list, claims_filed: list,
+                 orders_accepted: list, lock, deadline: float) -> None:
     auth = {"Authorization": f"Token {token}"}
     period = date.today().strftime("%Y-%m")
     while time.time() < deadline:
@@ -154,8 +154,13 @@ def console_loop(client: Client, token: str, rng: random.Random, accepted: list,
                 if status in (200, 201):
                     with lock:
                         accepted.append(reference)
-        client.json("POST", f"/api/v1/accounts/{account_id}/orders/", "POST /accounts/{id}/orders/", headers=auth,
-                    body={"kind": "purchase", "amount": "9.00", "currency": "USD", "reference": f"load-order-{account_id}"})
+        for _ in range(2):  # the order sent twice as well: one bill, charged once
+            status, _ = client.json("POST", f"/api/v1/accounts/{account_id}/orders/", "POST /accounts/{id}/orders/",
+                                    headers=auth, body={"kind": "purchase", "amount": "9.00", "currency": "USD",
+                                                        "reference": f"load-order-{account_id}"})
+            if status in (200, 201):
+                with lock:
+                    orders_accepted.append(f"load-order-{account_id}")
         status, _ = client.json("POST", f"/api/v1/accounts/{account_id}/claims/", "POST /accounts/{id}/claims/",
                                 headers=auth, body={"amount": CLAIM_AMOUNT, "currency": "USD",
                                                     "value_date": date.today().isoformat(), "payer_name": "Load Co",
@@ -352,6 +357,7 @@ def main() -> None:
     Client.think_seconds = (args.think / 2, args.think * 1.5)  # the baseline above ran without pauses
 
     claims_filed: list = []
+    orders_accepted: list = []
     uploads: list = []
     reviewed: list = []
     approved: list = []
@@ -375,7 +381,7 @@ def main() -> None:
         client = Client(args.base, records, lock)
         if index < console:
             console_loop(client, args.token, random.Random(index * 7919 + int(time.time())), accepted, claims_filed,
-                         lock, deadline)
+                         orders_accepted, lock, deadline)
         else:
             staff_roles[(index - console) % len(staff_roles)](client, lock, deadline)
 
@@ -390,6 +396,7 @@ def main() -> None:
         "requests": [(label, status, round(at - started, 3)) for label, status, _, at in records if status >= 500 or status == 0],
         "accepted_usage_references": sorted(set(accepted)),
         "claims_filed": claims_filed, "statement_uploads": uploads,
+        "accepted_order_references": sorted(set(orders_accepted)),
         "claims_reviewed": sorted(set(reviewed)), "claims_approved": sorted(set(approved)),
         "console_latencies_ms": {
             "p50": round(percentile([e for l, s, e, _ in records if " /accounts" in l or "/three-ds" in l or "/paypal" in l], 0.5), 1),

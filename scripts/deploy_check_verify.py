@@ -26,7 +26,7 @@ django.setup()
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from payments.models import UsageRecord, VerificationHold  # noqa: E402
+from payments.models import Bill, Charge, UsageRecord, VerificationHold  # noqa: E402
 from tests.payments.invariants import assert_all_invariants  # noqa: E402
 
 CONSOLE_P95_BUDGET_MS = 250
@@ -175,6 +175,16 @@ def main() -> int:
     if wrong:
         failures.append(f"accepted usage not stored exactly once: {list(wrong.items())[:5]}")
 
+    orders = load.get("accepted_order_references", [])
+    bills = dict(Bill.objects.filter(reference__in=[f"order:{ref}" for ref in orders])
+                 .values_list("reference").annotate(n=Count("id")).order_by())
+    charged = dict(Charge.objects.filter(bill__reference__in=[f"order:{ref}" for ref in orders],
+                                         status=Charge.Status.SUCCEEDED)
+                   .values_list("bill__reference").annotate(n=Count("id")).order_by())
+    wrong = [ref for ref in orders if bills.get(f"order:{ref}") != 1 or charged.get(f"order:{ref}", 0) > 1]
+    if wrong:
+        failures.append(f"accepted orders not billed once and charged at most once: {wrong[:5]}")
+
     console_p95 = load["console_latencies_ms"]["p95"]
     if console_p95 > CONSOLE_P95_BUDGET_MS and os.environ.get("DEPLOY_CHECK_BUDGET", "strict") == "strict":
         failures.append(f"console p95 {console_p95} ms over the {CONSOLE_P95_BUDGET_MS} ms budget")
@@ -198,6 +208,7 @@ def main() -> int:
         "errors": {"5xx_or_connection_in_fault_windows": len(load["requests"]) - len(errors_outside),
                    "5xx_or_connection_outside": len(errors_outside)},
         "faults": faults, "holds": holds, "accepted_usage_references": len(accepted),
+        "accepted_order_references": len(orders),
         "failures": failures, "passed": not failures,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
