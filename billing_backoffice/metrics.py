@@ -146,6 +146,12 @@ def broker_figures() -> dict[str, int]:
     return dict(zip(queues, pipe.execute()))
 
 
+def broker_unacked() -> int:
+    """Messages a worker has taken and not yet acknowledged (kombu's ``unacked`` hash; Redis only)."""
+    client = _redis()
+    return client.hlen("unacked") if client is not None else 0
+
+
 def last_success_ages(*, now) -> dict[str, float]:
     """Per scheduled job that ever succeeded, seconds since (its ``ScheduledJob`` stamp)."""
     from billing_backoffice.scheduled_runs import last_successes

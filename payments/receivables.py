@@ -85,9 +85,9 @@ def receivables_ageing(
         figures = groups[key]
         sold = sales.get(key) or ZERO
         total = sum((figures[name] for name in BUCKETS), ZERO)
-        group = names.get(key[1], key[1]) if extra else ""
+        group = str(names.get(key[1], key[1]) or "(none)") if extra else ""
         result.append(AgeingRow(
-            currency=key[0], group=str(group or "(none)") if extra else "",
+            currency=key[0], group=group,
             **{name: figures[name] for name in BUCKETS}, total=total, bills=figures["bills"], sales=sold,
             dso=(total / sold * DSO_WINDOW_DAYS).quantize(Decimal("0.1")) if sold else None,
         ))

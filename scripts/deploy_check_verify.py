@@ -34,20 +34,13 @@ FAULT_GRACE_SECONDS = 20  # 5xx tolerated from a fault's start until then...
 REQUEST_TIMEOUT_SECONDS = 10  # ...and for requests started up to this long before it (still in flight)
 
 
-QUEUES = ("money", "bulk", "maintenance", "celery")
-
-
-def broker():
-    import redis
-
-    return redis.Redis.from_url(os.environ["CELERY_BROKER_URL"], socket_timeout=5)
-
-
 def wait_for_idle_workers(timeout: float = 120) -> bool:
     """Until no message waits in a queue or is being worked on (kombu's ``unacked``), twice in a row."""
-    client, quiet, deadline = broker(), 0, time.time() + timeout
+    from billing_backoffice.metrics import broker_figures, broker_unacked
+
+    quiet, deadline = 0, time.time() + timeout
     while time.time() < deadline:
-        busy = sum(client.llen(q) for q in QUEUES) + client.hlen("unacked")
+        busy = sum(broker_figures().values()) + broker_unacked()
         quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 2:
             return True

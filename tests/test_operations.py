@@ -267,3 +267,33 @@ def test_every_scheduled_and_registered_task_has_a_known_queue():
         assert name in celery_app.tasks, f"route for a task that does not exist: {name}"
     # A worker started without -Q (make run, the tests) consumes every queue.
     assert set(celery_app.amqp.queues) >= queues
+
+
+def test_broker_figures_and_unacked_read_each_queue_and_kombus_unacked_hash(monkeypatch):
+    """What the deploy check waits on before counting tasks: messages waiting per queue and taken
+    but not acknowledged (kombu's Redis transport keeps those in the ``unacked`` hash)."""
+    from billing_backoffice import metrics
+
+    class FakeRedis:
+        lengths = {"money": 2, "bulk": 0, "maintenance": 1, "celery": 0}
+
+        def pipeline(self):
+            calls = []
+
+            class Pipe:
+                def llen(self, name):
+                    calls.append(name)
+
+                def execute(self):
+                    return [FakeRedis.lengths[name] for name in calls]
+
+            return Pipe()
+
+        def hlen(self, name):
+            return 3 if name == "unacked" else 0
+
+    monkeypatch.setattr(metrics, "_redis", FakeRedis)
+    assert metrics.broker_figures() == {"money": 2, "bulk": 0, "maintenance": 1, "celery": 0}
+    assert metrics.broker_unacked() == 3
+    monkeypatch.setattr(metrics, "_redis", lambda: None)  # another broker: nothing to read
+    assert metrics.broker_figures() == {} and metrics.broker_unacked() == 0
